@@ -1,0 +1,15 @@
+"""Checkers behind the book's coding exercises.
+
+In a notebook::
+
+    from course_lib.exercises import check
+    check("ex-epanechnikov", epanechnikov_kernel)   # prints ✓ or what is wrong; returns a bool
+
+Each chapter's exercises live in their own module (``pooling`` for chapter 1, ...);
+importing this package registers all of them.
+"""
+
+from ._core import EXERCISES, Case, Exercise, Mistake, check, compare_outputs, register
+from . import pooling  # noqa: F401  (registers chapter 1's exercises)
+
+__all__ = ["check", "EXERCISES", "Exercise", "Case", "Mistake", "compare_outputs", "register"]

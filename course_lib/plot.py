@@ -1,0 +1,134 @@
+"""One look across the book: a matplotlib style, attention heatmaps and curves.
+
+Every attention-weight picture in the book goes through :func:`show_heatmaps`
+(queries on the vertical axis, keys on the horizontal one, darker = more weight),
+so a reader learns to read it once.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+__all__ = ["use_style", "show_heatmaps", "plot_lines"]
+
+ATTENTION_CMAP = "Reds"
+
+
+def use_style() -> None:
+    """The book's matplotlib defaults: crisp PNGs, light grid, no top/right spines."""
+    matplotlib.rcParams.update({
+        "figure.dpi": 100,
+        "savefig.dpi": 120,
+        "figure.figsize": (6.0, 3.6),
+        "figure.autolayout": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.titlesize": 11,
+        "axes.labelsize": 10,
+        "legend.fontsize": 9,
+        "legend.frameon": False,
+        "image.cmap": ATTENTION_CMAP,
+    })
+
+
+def _as_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def show_heatmaps(weights, *, xlabel: str = "keys", ylabel: str = "queries",
+                  titles: Sequence[str] | Sequence[Sequence[str]] | None = None,
+                  xticklabels: Sequence[str] | None = None,
+                  yticklabels: Sequence[str] | None = None,
+                  cmap: str = ATTENTION_CMAP, vmin: float | None = 0.0,
+                  vmax: float | None = None, annotate: bool = False,
+                  cell_size: float = 2.6, colorbar: bool = True,
+                  suptitle: str | None = None):
+    """Draw attention weights as heatmaps and return the figure.
+
+    ``weights`` is one matrix (n_q, n_k), a row of matrices (cols, n_q, n_k) or a
+    grid (rows, cols, n_q, n_k) -- e.g. (layers, heads, n_q, n_k). Rows of the
+    matrices are queries, columns are keys. ``titles`` has one entry per matrix
+    (flat list, or nested rows). All panels share one colour scale.
+    """
+    w = _as_numpy(weights)
+    if w.ndim == 2:
+        w = w[None, None]
+    elif w.ndim == 3:
+        w = w[None]
+    if w.ndim != 4:
+        raise ValueError("weights must have shape (n_q, n_k), (cols, n_q, n_k) or "
+                         f"(rows, cols, n_q, n_k); got {tuple(weights.shape)}")
+    rows, cols, n_q, n_k = w.shape
+    if titles is not None:
+        flat = [t for row in titles for t in row] if titles and not isinstance(titles[0], str) else list(titles)
+        if len(flat) != rows * cols:
+            raise ValueError(f"titles must have one entry per heatmap ({rows * cols}); got {len(flat)}")
+    else:
+        flat = None
+    aspect = n_q / max(n_k, 1)
+    width = cell_size * cols + (0.8 if colorbar else 0.0)
+    height = max(cell_size * aspect, 1.2) * rows + (0.4 if suptitle else 0.0)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False,
+                             sharex=True, sharey=True, constrained_layout=True)
+    vmax = float(np.nanmax(w)) if vmax is None else vmax
+    image = None
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            image = ax.imshow(w[r, c], cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
+                              interpolation="nearest")
+            ax.grid(False)
+            if flat is not None:
+                ax.set_title(flat[r * cols + c])
+            if r == rows - 1:
+                ax.set_xlabel(xlabel)
+            if c == 0:
+                ax.set_ylabel(ylabel)
+            if xticklabels is not None:
+                ax.set_xticks(range(n_k), labels=list(xticklabels), rotation=60, ha="right")
+            if yticklabels is not None:
+                ax.set_yticks(range(n_q), labels=list(yticklabels))
+            if annotate:
+                for i in range(n_q):
+                    for j in range(n_k):
+                        value = w[r, c, i, j]
+                        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                                color="white" if value > 0.6 * vmax else "black")
+    if colorbar and image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def plot_lines(x, ys: dict, *, xlabel: str = "", ylabel: str = "", title: str | None = None,
+               logx: bool = False, logy: bool = False, ax=None, styles: dict | None = None):
+    """Plot several named curves over the same ``x``; returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots()
+    x = _as_numpy(x)
+    for name, y in ys.items():
+        y = _as_numpy(y)
+        if y.shape != x.shape:
+            raise ValueError(f"curve {name!r} has shape {y.shape}, x has shape {x.shape}")
+        ax.plot(x, y, label=name, **(styles or {}).get(name, {}))
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    if title:
+        ax.set_title(title)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if len(ys) > 1:
+        ax.legend()
+    return ax

@@ -1,0 +1,224 @@
+"""One small training loop for the whole book.
+
+:func:`fit` runs ``loss_fn(model, batch)`` over batches for some epochs (or steps, or
+seconds), steps the optimizer (and scheduler), clips gradients if asked, shows a
+progress bar and returns a :class:`History` that can plot itself. What differs
+between chapters -- a regression loss, a translation loss, DETR's set loss, MoCo's
+InfoNCE -- lives in ``loss_fn``; the loop stays the same.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+from tqdm.std import tqdm
+
+__all__ = ["History", "fit", "to_device"]
+
+
+@dataclass
+class History:
+    """What happened during :func:`fit`.
+
+    ``steps``: one dict per optimisation step (``step``, ``epoch``, ``loss``, ``lr`` and
+    whatever else ``loss_fn`` reported). ``evals``: one dict per evaluation (``step``,
+    ``epoch`` and the metrics ``evaluate`` returned). ``seconds``: wall-clock time of
+    training, evaluation excluded.
+    """
+
+    steps: list[dict[str, float]] = field(default_factory=list)
+    evals: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def series(self, name: str, source: str = "steps") -> tuple[list[float], list[float]]:
+        """(x = step numbers, y = values) of one logged quantity."""
+        rows = self.steps if source == "steps" else self.evals
+        rows = [r for r in rows if name in r]
+        if not rows:
+            known = sorted({k for r in (self.steps + self.evals) for k in r})
+            raise KeyError(f"nothing called {name!r} was logged; known: {known}")
+        return [r["step"] for r in rows], [r[name] for r in rows]
+
+    def smoothed(self, name: str = "loss", window: int = 20) -> tuple[list[float], list[float]]:
+        """Moving average of a per-step quantity (a readable loss curve)."""
+        x, y = self.series(name)
+        window = max(1, min(window, len(y)))
+        out, total = [], 0.0
+        for i, v in enumerate(y):
+            total += v
+            if i >= window:
+                total -= y[i - window]
+            out.append(total / min(i + 1, window))
+        return x, out
+
+    def plot(self, loss: str = "loss", metrics: Iterable[str] = (), *, window: int = 20,
+             logy: bool = False, title: str | None = None):
+        """Training loss (smoothed) on the left; evaluation metrics, if any, on the right."""
+        metrics = list(metrics)
+        fig, axes = plt.subplots(1, 1 + bool(metrics), figsize=(5.2 * (1 + bool(metrics)), 3.4),
+                                 squeeze=False, constrained_layout=True)
+        ax = axes[0, 0]
+        x, y = self.series(loss)
+        ax.plot(x, y, color="0.8", lw=0.8, label="per step")
+        ax.plot(*self.smoothed(loss, window), color="C0", label=f"moving average ({window})")
+        ax.set(xlabel="step", ylabel=loss, title=title or "training loss")
+        if logy:
+            ax.set_yscale("log")
+        ax.legend()
+        if metrics:
+            ax = axes[0, 1]
+            for name in metrics:
+                ax.plot(*self.series(name, "evals"), marker="o", ms=3, label=name)
+            ax.set(xlabel="step", title="evaluation")
+            ax.legend()
+        return fig
+
+
+def to_device(batch: Any, device: torch.device | str | None) -> Any:
+    """Move tensors inside (nested) tuples, lists and dicts to ``device``."""
+    if device is None:
+        return batch
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        moved = [to_device(b, device) for b in batch]
+        return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"loss_fn reported {name!r} with shape {tuple(value.shape)}; "
+                             "logged values must be scalars")
+        return value.detach().item()
+    return float(value)
+
+
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
+        batches: Iterable | Callable[[], Iterable],
+        loss_fn: Callable[[nn.Module, Any], torch.Tensor | tuple[torch.Tensor, dict[str, Any]]],
+        *, epochs: int = 1, max_steps: int | None = None, max_seconds: float | None = None,
+        scheduler: Any = None, clip_grad_norm: float | None = None,
+        evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+        eval_every: int | None = None, device: torch.device | str | None = None,
+        progress: bool = True, desc: str = "training") -> History:
+    """Train ``model`` and return its :class:`History`.
+
+    Parameters
+    ----------
+    batches:
+        An iterable of batches (re-iterated every epoch, e.g. a ``DataLoader`` or a
+        list), or a function returning a fresh iterable per epoch.
+    loss_fn:
+        ``loss_fn(model, batch)`` returns the loss to minimise, or
+        ``(loss, {"name": value, ...})`` to log more numbers per step.
+    epochs, max_steps, max_seconds:
+        Stop after ``epochs`` passes, or earlier at ``max_steps`` steps or once
+        ``max_seconds`` of training have passed (checked after every step).
+    scheduler:
+        Stepped after every optimizer step (so per-step schedules such as warm-up).
+    evaluate, eval_every:
+        ``evaluate(model)`` returns a dict of metrics; it runs in ``eval`` mode under
+        ``torch.no_grad()`` after every ``eval_every`` steps (default: at the end of
+        every epoch) and its time is not counted in ``History.seconds``.
+    device:
+        If given, tensors in each batch are moved there.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
+    if not callable(loss_fn):
+        raise TypeError("loss_fn must be callable as loss_fn(model, batch)")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer; got {epochs!r}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be positive; got {max_steps!r}")
+    if eval_every is not None and eval_every < 1:
+        raise ValueError(f"eval_every must be positive; got {eval_every!r}")
+
+    history = History()
+    step, elapsed, stop = 0, 0.0, False
+
+    def run_evaluation(epoch: int) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            metrics = {k: _number(k, v) for k, v in evaluate(model).items()}
+        model.train(was_training)
+        history.evals.append({"step": step, "epoch": epoch, **metrics})
+        return metrics
+
+    total = max_steps
+    if total is None:
+        try:
+            total = epochs * len(batches)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+    bar = tqdm(total=total, desc=desc, disable=not progress, file=sys.stdout,
+               mininterval=1.0, ncols=80, unit="step")
+    last_eval: dict[str, float] = {}
+    model.train()
+    for epoch in range(1, epochs + 1):
+        iterable = batches() if callable(batches) else batches
+        for batch in iterable:
+            start = time.perf_counter()
+            batch = to_device(batch, device)
+            out = loss_fn(model, batch)
+            loss, logged = (out if isinstance(out, tuple) else (out, {}))
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise ValueError("loss_fn must return a scalar tensor (or (loss, dict)); "
+                                 f"got {type(loss).__name__}")
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the loss became {loss.item()} at step {step + 1}; "
+                                         "try a smaller learning rate or gradient clipping")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            step += 1
+            elapsed += time.perf_counter() - start
+            row = {"step": step, "epoch": epoch, "loss": loss.item(),
+                   "lr": optimizer.param_groups[0]["lr"]}
+            row.update({k: _number(k, v) for k, v in logged.items()})
+            history.steps.append(row)
+            if evaluate is not None and eval_every is not None and step % eval_every == 0:
+                last_eval = run_evaluation(epoch)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", **{k: f"{v:.4g}" for k, v in last_eval.items()},
+                            refresh=False)
+            if (max_steps is not None and step >= max_steps) or \
+                    (max_seconds is not None and elapsed >= max_seconds):
+                stop = True
+                break
+        if evaluate is not None and eval_every is None:
+            last_eval = run_evaluation(epoch)
+            bar.set_postfix(loss=f"{history.steps[-1]['loss']:.4f}" if history.steps else "n/a",
+                            **{k: f"{v:.4g}" for k, v in last_eval.items()}, refresh=False)
+        if stop:
+            break
+    bar.close()
+    history.seconds = elapsed
+    summary = f"{step} steps in {elapsed:.1f} s"
+    if history.steps:
+        summary += f"; final loss {history.steps[-1]['loss']:.4g}"
+    if last_eval:
+        summary += "; " + ", ".join(f"{k} {v:.4g}" for k, v in last_eval.items())
+    if progress:
+        print(summary)
+    if step == 0:
+        raise ValueError("batches produced no batch at all; nothing was trained")
+    return history

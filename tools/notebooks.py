@@ -1,0 +1,138 @@
+"""Keep the book's notebooks in shape.
+
+    python tools/notebooks.py set-repo     # rewrite setup cells + Colab badges from _config.yml
+    python tools/notebooks.py strip        # remove outputs and execution counts before committing
+
+The repository URL lives in one place, ``_config.yml`` (``repository.url`` and
+``repository.branch``). Each notebook's first code cell (the setup cell) installs
+``course_lib`` from that URL on Colab, and its first cell is a Colab badge pointing at
+the notebook on that branch; ``set-repo`` regenerates both, e.g. after forking.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+
+SETUP_CELL = '''\
+# @title Setup: run me first
+# On Colab this installs course_lib from the repository; then it picks the
+# profile, device and seed (COURSE_PROFILE, COURSE_DEVICE, COURSE_SEED).
+import importlib.util, subprocess, sys
+
+REPOSITORY = "{url}"
+BRANCH = "{branch}"
+if importlib.util.find_spec("course_lib") is None:  # e.g. on Colab
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    f"git+{{REPOSITORY}}@{{BRANCH}}"], check=True)
+
+import course_lib
+
+cfg = course_lib.setup()'''
+
+BADGE_CELL = ('[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]'
+              '({colab})')
+
+
+def repository() -> tuple[str, str]:
+    """(url, branch) from _config.yml."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = config["repository"]
+    return repo["url"].rstrip("/"), repo.get("branch", "main")
+
+
+def colab_url(notebook: Path, url: str | None = None, branch: str | None = None) -> str:
+    """The Colab address of a notebook of this repository (GitHub only)."""
+    default_url, default_branch = repository()
+    url, branch = url or default_url, branch or default_branch
+    prefix = "https://github.com/"
+    if not url.startswith(prefix):
+        raise ValueError(f"Colab opens notebooks from GitHub; repository.url is {url!r}")
+    relative = notebook.resolve().relative_to(ROOT).as_posix()
+    return f"https://colab.research.google.com/github/{url[len(prefix):]}/blob/{branch}/{relative}"
+
+
+def setup_cell_source(url: str | None = None, branch: str | None = None) -> str:
+    default_url, default_branch = repository()
+    return SETUP_CELL.format(url=url or default_url, branch=branch or default_branch)
+
+
+def badge_cell_source(notebook: Path) -> str:
+    return BADGE_CELL.format(colab=colab_url(notebook))
+
+
+def notebooks() -> list[Path]:
+    return sorted(p for p in BOOK.glob("*.ipynb"))
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def save(path: Path, nb: dict) -> None:
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _set_source(cell: dict, text: str) -> None:
+    lines = text.splitlines(keepends=True)
+    cell["source"] = lines
+
+
+def first_code_cell(nb: dict) -> dict | None:
+    return next((c for c in nb["cells"] if c["cell_type"] == "code"), None)
+
+
+def set_repo() -> int:
+    changed = 0
+    for path in notebooks():
+        nb = load(path)
+        before = json.dumps(nb)
+        setup = first_code_cell(nb)
+        if setup is None:
+            print(f"{path.name}: no code cell; skipped")
+            continue
+        _set_source(setup, setup_cell_source())
+        badge = nb["cells"][0]
+        if badge["cell_type"] == "markdown" and "colab-badge" in source(badge):
+            _set_source(badge, badge_cell_source(path))
+        if json.dumps(nb) != before:
+            save(path, nb)
+            changed += 1
+            print(f"updated {path.relative_to(ROOT)}")
+    print(f"{changed} notebook(s) updated")
+    return 0
+
+
+def strip() -> int:
+    for path in notebooks():
+        nb = load(path)
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                cell["outputs"] = []
+                cell["execution_count"] = None
+        nb.get("metadata", {}).pop("widgets", None)
+        save(path, nb)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    commands = {"set-repo": set_repo, "strip": strip}
+    if len(argv) != 1 or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    return commands[argv[0]]()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
