@@ -130,7 +130,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
     evaluate, eval_every:
         ``evaluate(model)`` returns a dict of metrics; it runs in ``eval`` mode under
         ``torch.no_grad()`` after every ``eval_every`` steps (default: at the end of
-        every epoch) and its time is not counted in ``History.seconds``.
+        every epoch), and once more at the end if the last step was not evaluated.
+        Its time is not counted in ``History.seconds``.
     device:
         If given, tensors in each batch are moved there.
     """
@@ -211,14 +212,14 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         if stop:
             break
     bar.close()
+    if step == 0:
+        raise ValueError("batches produced no batch at all; nothing was trained")
+    if evaluate is not None and (not history.evals or history.evals[-1]["step"] != step):
+        last_eval = run_evaluation(epoch)  # always end with the final model's metrics
     history.seconds = elapsed
-    summary = f"{step} steps in {elapsed:.1f} s"
-    if history.steps:
-        summary += f"; final loss {history.steps[-1]['loss']:.4g}"
+    summary = f"{step} steps in {elapsed:.1f} s; final loss {history.steps[-1]['loss']:.4g}"
     if last_eval:
         summary += "; " + ", ".join(f"{k} {v:.4g}" for k, v in last_eval.items())
     if progress:
         print(summary)
-    if step == 0:
-        raise ValueError("batches produced no batch at all; nothing was trained")
     return history

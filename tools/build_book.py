@@ -64,7 +64,6 @@ def execute(stems: list[str]) -> int:
     env = dict(os.environ)
     env.setdefault("COURSE_PROFILE", "quick")
     env.setdefault("COURSE_RESULTS_DIR", str(BUILD / "results"))
-    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     command = [sys.executable, "-m", "pytest", "--nbmake", "--overwrite", "--nbmake-timeout=1200",
                "-p", "no:cacheprovider", "--durations=0", "-o", "addopts=",
                *[str(p.relative_to(ROOT)) for p in notebooks]]

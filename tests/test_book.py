@@ -1,0 +1,131 @@
+"""Hygiene of the book: notebooks, table of contents, setup cells, outcome cells."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+import notebooks as nbtools
+from course_lib.exercises import EXERCISES
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        for chapter in part["chapters"]:
+            files.append(chapter["file"])
+            files.extend(section["file"] for section in chapter.get("sections", []))
+    return files
+
+
+def cells(path, kind=None):
+    nb = json.loads(path.read_text())
+    return [c for c in nb["cells"] if kind is None or c["cell_type"] == kind]
+
+
+def text(cell):
+    return nbtools.source(cell)
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "book/ holds no notebooks"
+
+
+def test_toc_and_book_folder_list_the_same_pages():
+    listed = toc_files()
+    for entry in listed:
+        assert (ROOT / f"{entry}.ipynb").exists() or (ROOT / f"{entry}.md").exists(), f"{entry} in _toc.yml does not exist"
+    pages = {f"book/{p.stem}" for p in BOOK.iterdir() if p.suffix in (".ipynb", ".md")}
+    assert pages == set(listed), f"only in book/: {pages - set(listed)}; only in _toc.yml: {set(listed) - pages}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+class TestNotebook:
+    def test_outputs_are_stripped(self, path):
+        for cell in cells(path, "code"):
+            assert cell["outputs"] == [] and cell["execution_count"] is None, text(cell)[:80]
+
+    def test_kernel_is_python3(self, path):
+        nb = json.loads(path.read_text())
+        assert nb["metadata"]["kernelspec"]["name"] == "python3"
+        assert nb["nbformat"] == 4
+
+    def test_colab_badge_on_top(self, path):
+        first = cells(path)[0]
+        assert first["cell_type"] == "markdown"
+        assert text(first) == nbtools.badge_cell_source(path), \
+            "run `python tools/notebooks.py set-repo` to regenerate the badge"
+        assert "remove-cell" in first["metadata"].get("tags", []), "the book has its own launch button"
+
+    def test_title_follows(self, path):
+        second = cells(path)[1]
+        assert second["cell_type"] == "markdown" and text(second).startswith("# ")
+
+    def test_first_code_cell_is_the_shared_setup_cell(self, path):
+        first_code = cells(path, "code")[0]
+        assert text(first_code) == nbtools.setup_cell_source(), \
+            "run `python tools/notebooks.py set-repo` to regenerate the setup cell"
+
+    def test_hidden_outcome_cell_records_and_asserts(self, path):
+        outcome = cells(path, "code")[-1]
+        assert "remove-cell" in outcome["metadata"].get("tags", [])
+        assert f'course_lib.record("{path.stem}"' in text(outcome)
+        assert re.search(r"^assert ", text(outcome), re.M), "the outcome cell must assert the headline numbers"
+
+    def test_train_seconds_recorded_when_something_is_trained(self, path):
+        everything = "".join(text(c) for c in cells(path, "code"))
+        if "train.fit(" in everything:
+            assert "train_seconds=" in text(cells(path, "code")[-1])
+
+    def test_coding_exercises_have_stub_check_and_solution(self, path):
+        code = [text(c) for c in cells(path, "code")]
+        used = sorted(set(re.findall(r'check\("(ex-[a-z0-9-]+)"', "".join(code))))
+        for exercise_id in used:
+            assert exercise_id in EXERCISES, f"{exercise_id} is not a registered exercise"
+            stubs = [c for c in cells(path, "code") if f'check("{exercise_id}"' in text(c)
+                     and "NotImplementedError" in text(c)]
+            solutions = [c for c in cells(path, "code") if f'assert check("{exercise_id}"' in text(c)]
+            assert len(stubs) == 1, f"{exercise_id}: one stub cell that raises NotImplementedError"
+            assert len(solutions) == 1, f"{exercise_id}: one solution cell asserting check(...)"
+            solution = solutions[0]
+            assert "hide-input" in solution["metadata"].get("tags", [])
+            assert solution["metadata"].get("cellView") == "form"
+            assert text(solution).startswith("# @title")
+            labels = "".join(text(c) for c in cells(path, "markdown"))
+            assert f":label: {exercise_id}" in labels, f"{exercise_id}: an exercise directive with this label"
+
+    def test_conceptual_exercises_have_solutions(self, path):
+        markdown = "".join(text(c) for c in cells(path, "markdown"))
+        labels = re.findall(r"```\{exercise\}\n:label: (\S+)", markdown)
+        conceptual = [label for label in labels if label not in EXERCISES]
+        assert len(conceptual) >= 2, f"only {len(conceptual)} conceptual exercise(s)"
+        for label in conceptual:
+            assert "```{solution} " + label in markdown, f"conceptual exercise {label} has no solution"
+
+
+def test_set_repo_rewrites_setup_cells_and_badges_for_a_fork(tmp_path, monkeypatch):
+    fork = tmp_path / "fork"
+    (fork / "book").mkdir(parents=True)
+    shutil.copy(ROOT / "_config.yml", fork / "_config.yml")
+    for path in NOTEBOOKS:
+        shutil.copy(path, fork / "book" / path.name)
+    config = (fork / "_config.yml").read_text()
+    url = yaml.safe_load(config)["repository"]["url"]
+    (fork / "_config.yml").write_text(config.replace(url, "https://github.com/someone/my-fork"))
+    monkeypatch.setattr(nbtools, "ROOT", fork)
+    monkeypatch.setattr(nbtools, "BOOK", fork / "book")
+    assert nbtools.set_repo() == 0
+    for path in (fork / "book").glob("*.ipynb"):
+        all_text = path.read_text()
+        assert url not in all_text
+        setup = text(cells(path, "code")[0])
+        assert 'REPOSITORY = "https://github.com/someone/my-fork"' in setup
+        assert f"github/someone/my-fork/blob/main/book/{path.name}" in text(cells(path)[0])

@@ -1,0 +1,126 @@
+"""The training loop and the plotting helpers."""
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from torch import nn
+
+from course_lib import plot, train
+
+
+def make_problem(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 3, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.3
+    batches = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 256, 32)]
+    return x, y, batches
+
+
+def mse_loss(model, batch):
+    x, y = batch
+    loss = ((model(x).squeeze(-1) - y) ** 2).mean()
+    return loss, {"mse": loss}
+
+
+def test_fit_learns_a_linear_map_and_logs_everything():
+    torch.manual_seed(0)
+    x, y, batches = make_problem()
+    model = nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    history = train.fit(model, opt, batches, mse_loss, epochs=20, progress=False,
+                        evaluate=lambda m: {"val_mse": ((m(x).squeeze(-1) - y) ** 2).mean()})
+    assert len(history.steps) == 20 * 8
+    assert len(history.evals) == 20 and history.evals[-1]["val_mse"] < 1e-4
+    assert history.steps[-1]["mse"] == pytest.approx(history.steps[-1]["loss"])
+    torch.testing.assert_close(model.weight.detach(), torch.tensor([[1.0, -2.0, 0.5]]), atol=1e-2, rtol=0)
+    assert history.seconds > 0
+    fig = history.plot(metrics=["val_mse"])
+    assert len(fig.axes) == 2
+
+
+def test_fit_stops_at_max_steps_and_steps_the_scheduler():
+    _, _, batches = make_problem()
+    model = nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 / (1 + step))
+    history = train.fit(model, opt, batches, mse_loss, epochs=100, max_steps=5, scheduler=sched,
+                        progress=False, evaluate=lambda m: {"zero": 0.0}, eval_every=2)
+    assert len(history.steps) == 5
+    assert [round(r["lr"], 4) for r in history.steps] == [0.5, 0.3333, 0.25, 0.2, 0.1667]
+    assert [e["step"] for e in history.evals] == [2, 4, 5]  # every 2 steps, then at the end of the epoch
+
+
+def test_fit_restores_train_mode_and_evaluates_without_grad():
+    _, _, batches = make_problem()
+    model = nn.Sequential(nn.Linear(3, 1), nn.Dropout(0.5))
+    seen = {}
+
+    def evaluate(m):
+        seen["training"], seen["grad"] = m.training, torch.is_grad_enabled()
+        return {}
+
+    train.fit(model, torch.optim.SGD(model.parameters(), lr=0.01), batches[:1], mse_loss,
+              progress=False, evaluate=evaluate)
+    assert seen == {"training": False, "grad": False}
+    assert model.training
+
+
+def test_fit_reports_a_diverging_loss():
+    _, _, batches = make_problem()
+    model = nn.Linear(3, 1)
+    with pytest.raises(FloatingPointError, match="step 1"):
+        train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), batches,
+                  lambda m, b: torch.tensor(float("nan"), requires_grad=True), progress=False)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(model="not a model"), TypeError, "model must be a torch.nn.Module"),
+    (dict(optimizer=None), TypeError, "optimizer must be"),
+    (dict(epochs=0), ValueError, "epochs must be a positive integer"),
+    (dict(batches=[]), ValueError, "no batch"),
+])
+def test_fit_bad_arguments(kwargs, error, message):
+    _, _, batches = make_problem()
+    model = nn.Linear(3, 1)
+    args = dict(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), batches=batches,
+                loss_fn=mse_loss, progress=False)
+    args.update(kwargs)
+    with pytest.raises(error, match=message):
+        train.fit(**args)
+
+
+def test_fit_rejects_a_non_scalar_loss():
+    _, _, batches = make_problem()
+    model = nn.Linear(3, 1)
+    with pytest.raises(ValueError, match="scalar"):
+        train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), batches,
+                  lambda m, b: m(b[0]), progress=False)
+
+
+def test_to_device_moves_nested_tensors():
+    batch = {"x": torch.zeros(2), "pair": (torch.ones(1), [torch.ones(1)]), "name": "a"}
+    moved = train.to_device(batch, "cpu")
+    assert moved["name"] == "a" and isinstance(moved["pair"], tuple)
+
+
+@pytest.mark.parametrize("shape, panels", [((4, 5), 1), ((3, 4, 5), 3), ((2, 3, 4, 5), 6)])
+def test_show_heatmaps_draws_one_panel_per_matrix(shape, panels):
+    fig = plot.show_heatmaps(torch.rand(shape))
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == panels
+    assert images[0].images[0].get_array().shape == shape[-2:]
+
+
+def test_show_heatmaps_bad_inputs():
+    with pytest.raises(ValueError, match=r"weights must have shape \(n_q, n_k\)"):
+        plot.show_heatmaps(torch.rand(5))
+    with pytest.raises(ValueError, match="titles must have one entry per heatmap"):
+        plot.show_heatmaps(torch.rand(2, 3, 3), titles=["only one"])
+
+
+def test_plot_lines_checks_shapes():
+    ax = plot.plot_lines([1, 2, 3], {"a": [1, 2, 3], "b": [3, 2, 1]}, logy=True)
+    assert len(ax.get_lines()) == 2
+    with pytest.raises(ValueError, match="curve 'c' has shape"):
+        plot.plot_lines([1, 2, 3], {"c": [1, 2]})
+    plt.close("all")
