@@ -181,8 +181,7 @@ def check(exercise_id: str, fn: Callable, *, verbose: bool = True) -> bool:
         try:
             got = exercise.run(fn, case.make_args())
         except NotImplementedError:
-            say(f"· {exercise_id}: {NOT_ATTEMPTED}.\n  Fill in {exercise.signature}, "
-                "then run this cell again.")
+            say(f"· {exercise_id}: {NOT_ATTEMPTED}. Fill in the function, then run this cell again.")
             return False
         except Exception as error:  # the learner's bug, reported rather than raised
             where = traceback.extract_tb(error.__traceback__)[-1]
@@ -190,8 +189,7 @@ def check(exercise_id: str, fn: Callable, *, verbose: bool = True) -> bool:
                 f"{type(error).__name__}: {error}  [line {where.lineno}: {where.line}]")
             return False
         if got is None and exercise.none_means_unattempted:
-            say(f"· {exercise_id}: {NOT_ATTEMPTED} (your function returned None).\n"
-                f"  Fill in {exercise.signature}, then run this cell again.")
+            say(f"· {exercise_id}: {NOT_ATTEMPTED} (your function returned None).")
             return False
         problem = exercise.problem(expected, got, case.make_args())
         if problem:
@@ -202,5 +200,5 @@ def check(exercise_id: str, fn: Callable, *, verbose: bool = True) -> bool:
             lines.append(f"  Detail: {problem}")
             say("\n".join(lines))
             return False
-    say(f"✓ {exercise_id}: all {len(exercise.cases)} cases pass — {exercise.title}.")
+    say(f"✓ {exercise_id}: correct on all {len(exercise.cases)} cases.")
     return True
