@@ -5,16 +5,23 @@ Read this file top to bottom; it follows the book:
 1. **Attention pooling** (chapter 1): Nadaraya--Watson kernel regression. A query
    ``q`` looks at keys ``k_i`` and returns a weighted average of their values ``v_i``;
    the weights come from a kernel of the distance ``q - k_i``.
+2. **Scoring functions** (chapter 2): weights = softmax of a score a(q, k). Masks say
+   which keys a query may see; additive attention scores with a small MLP; scaled
+   dot-product attention with q . k / sqrt(d) -- explicitly (returning the weights)
+   and through PyTorch's fused kernel.
 
-Shapes are written as ``(n_q,)``, ``(n_k, d_v)`` ...: ``n_q`` queries, ``n_k`` keys
-(and as many values), ``d_v`` features per value.
+Shapes are written as ``(n_q,)``, ``(..., n_k, d_v)`` ...: ``n_q`` queries, ``n_k``
+keys (and as many values), ``d`` features per query and key, ``d_v`` per value, and
+``...`` any batch dimensions. Masks are boolean and **True means "may attend"**.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_floating, check_tensor, shape_str
@@ -22,6 +29,8 @@ from ._checks import check_floating, check_tensor, shape_str
 __all__ = [
     "gaussian_kernel", "boxcar_kernel", "epanechnikov_kernel", "KERNELS",
     "nadaraya_watson", "ParametricNadarayaWatson",
+    "padding_mask", "masked_softmax", "AdditiveAttention",
+    "scaled_dot_product_attention", "fused_attention",
 ]
 
 # ---------------------------------------------------------------------------
@@ -142,3 +151,161 @@ class ParametricNadarayaWatson(nn.Module):
 
     def extra_repr(self) -> str:
         return f"w={self.w.item():.4g}"
+
+
+# ---------------------------------------------------------------------------
+# 2. Scoring functions: masks, additive and scaled dot-product attention (chapter 2)
+# ---------------------------------------------------------------------------
+
+
+def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B,) sequence lengths -> (B, max_len) bool mask, True at real tokens.
+
+    ``padding_mask(torch.tensor([2, 3]), 4)`` is ``[[T, T, F, F], [T, T, T, F]]``.
+    Add dimensions to broadcast it over queries: ``mask[:, None, :]`` is (B, 1, n_k).
+    """
+    check_tensor("lengths", lengths, ndim=1, expected="(batch,)")
+    if torch.is_floating_point(lengths) or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be an integer tensor; got dtype {lengths.dtype}")
+    if not isinstance(max_len, int) or max_len < 0:
+        raise ValueError(f"max_len must be a non-negative integer; got {max_len!r}")
+    if lengths.numel() and (lengths.min() < 0 or lengths.max() > max_len):
+        raise ValueError(f"lengths must lie in [0, max_len={max_len}]; got {lengths.tolist()}")
+    return torch.arange(max_len, device=lengths.device) < lengths[:, None]
+
+
+def _check_mask(mask, target_shape: torch.Size, expected: str) -> None:
+    """A bool mask that broadcasts to ``target_shape`` without enlarging it."""
+    check_tensor("mask", mask, expected=f"(bool, broadcastable to {expected})")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True = may attend); got dtype {mask.dtype}. "
+                        "Convert a 0/1 mask with mask.bool()")
+    try:
+        broadcast = torch.broadcast_shapes(mask.shape, target_shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != target_shape:
+        raise ValueError(f"mask of shape {shape_str(mask)} does not broadcast to the scores' shape "
+                         f"{tuple(target_shape)} {expected}")
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None,
+                   dim: int = -1) -> torch.Tensor:
+    """Softmax over ``dim`` (the keys) that gives masked positions exactly zero weight.
+
+    Args:
+        scores: (..., n_q, n_k) floating point.
+        mask: bool, broadcastable to ``scores``; True = may attend. ``None`` = no mask.
+
+    Masked scores are replaced by the most negative *finite* number of the dtype
+    (not a magic -1e6, which is -inf in float16), so nothing overflows to NaN. A row
+    in which every key is masked gets all-zero weights instead of NaN, and its
+    gradient is zero, not NaN. Returns weights of the same shape as ``scores``.
+    """
+    check_tensor("scores", scores, min_ndim=1, expected="(..., n_q, n_k)")
+    check_floating("scores", scores)
+    if mask is None:
+        return torch.softmax(scores, dim=dim)
+    _check_mask(mask, scores.shape, "(..., n_q, n_k)")
+    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    # A fully masked row is now constant, so its softmax is uniform; zero it out.
+    return torch.softmax(scores, dim=dim).masked_fill(~mask, 0.0)
+
+
+def _check_qkv(queries, keys, values, mask) -> torch.Size:
+    """Check (..., n_q, d), (..., n_k, d), (..., n_k, d_v) and the mask; return the scores' shape."""
+    for name, x, shape in (("queries", queries, "(..., n_q, d)"), ("keys", keys, "(..., n_k, d)"),
+                           ("values", values, "(..., n_k, d_v)")):
+        check_tensor(name, x, min_ndim=2, expected=shape)
+        check_floating(name, x)
+    if queries.shape[-1] != keys.shape[-1]:
+        raise ValueError("queries and keys must have the same feature size d for a dot product: "
+                         f"queries {shape_str(queries)} has d={queries.shape[-1]}, "
+                         f"keys {shape_str(keys)} has d={keys.shape[-1]}")
+    if keys.shape[-2] != values.shape[-2]:
+        raise ValueError("keys and values must come in pairs (same n_k): "
+                         f"keys {shape_str(keys)}, values {shape_str(values)}")
+    try:
+        batch = torch.broadcast_shapes(queries.shape[:-2], keys.shape[:-2], values.shape[:-2])
+    except RuntimeError:
+        raise ValueError("the batch dimensions (...) of queries, keys and values do not broadcast: "
+                         f"{shape_str(queries)}, {shape_str(keys)}, {shape_str(values)}") from None
+    scores_shape = torch.Size((*batch, queries.shape[-2], keys.shape[-2]))
+    if mask is not None:
+        _check_mask(mask, scores_shape, "(..., n_q, n_k)")
+    return scores_shape
+
+
+class AdditiveAttention(nn.Module):
+    """Additive (Bahdanau) attention: a(q, k) = w_v^T tanh(W_q q + W_k k).
+
+    Queries and keys may have different sizes: both are projected to ``num_hiddens``
+    features first. ``forward`` keeps the last weights in ``self.attention_weights``.
+    """
+
+    def __init__(self, query_size: int, key_size: int, num_hiddens: int, dropout: float = 0.0):
+        super().__init__()
+        self.W_q = nn.Linear(query_size, num_hiddens, bias=False)
+        self.W_k = nn.Linear(key_size, num_hiddens, bias=False)
+        self.w_v = nn.Linear(num_hiddens, 1, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.attention_weights: torch.Tensor | None = None
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """queries (..., n_q, query_size), keys (..., n_k, key_size), values (..., n_k, d_v),
+        mask bool broadcastable to (..., n_q, n_k) -> output (..., n_q, d_v)."""
+        for name, x, size in (("queries", queries, self.W_q.in_features),
+                              ("keys", keys, self.W_k.in_features)):
+            check_tensor(name, x, min_ndim=2, expected=f"(..., n, {size})")
+            if x.shape[-1] != size:
+                raise ValueError(f"{name} must have {size} features (the size given to "
+                                 f"AdditiveAttention); got shape {shape_str(x)}")
+        check_tensor("values", values, min_ndim=2, expected="(..., n_k, d_v)")
+        if keys.shape[-2] != values.shape[-2]:
+            raise ValueError(f"keys and values must come in pairs (same n_k): keys {shape_str(keys)}, "
+                             f"values {shape_str(values)}")
+        q, k = self.W_q(queries), self.W_k(keys)                  # (..., n_q, h), (..., n_k, h)
+        features = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (..., n_q, n_k, h)
+        scores = self.w_v(features).squeeze(-1)                   # (..., n_q, n_k)
+        self.attention_weights = masked_softmax(scores, mask)
+        return self.dropout(self.attention_weights) @ values      # (..., n_q, d_v)
+
+
+def scaled_dot_product_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                                 mask: torch.Tensor | None = None, dropout_p: float = 0.0,
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(Q K^T / sqrt(d)) V, written out so that the weights can be returned.
+
+    Args:
+        queries: (..., n_q, d).  keys: (..., n_k, d).  values: (..., n_k, d_v).
+        mask: bool, broadcastable to (..., n_q, n_k); True = may attend.
+        dropout_p: dropout on the weights (pass 0 at evaluation time).
+
+    Returns:
+        output (..., n_q, d_v) and weights (..., n_q, n_k) (before dropout).
+    """
+    _check_qkv(queries, keys, values, mask)
+    d = queries.shape[-1]
+    scores = queries @ keys.transpose(-2, -1) / math.sqrt(d)    # (..., n_q, n_k)
+    weights = masked_softmax(scores, mask)
+    dropped = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
+    return dropped @ values, weights                            # (..., n_q, d_v)
+
+
+def fused_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                    mask: torch.Tensor | None = None, dropout_p: float = 0.0) -> torch.Tensor:
+    """The same as :func:`scaled_dot_product_attention`, through PyTorch's fused kernel
+    ``F.scaled_dot_product_attention`` (faster, less memory, no weights returned).
+
+    Same shapes and the same mask convention (bool, True = may attend); a query with
+    no allowed key gets a zero output, as in the explicit version.
+    """
+    _check_qkv(queries, keys, values, mask)
+    output = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
+                                            dropout_p=dropout_p)
+    if mask is not None:
+        # PyTorch >= 2.5 already returns zeros for fully masked rows; older versions gave
+        # NaN. Make the convention explicit either way.
+        output = output.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    return output

@@ -111,3 +111,79 @@ def test_nadaraya_watson_checker(wrong, message, capsys):
     passed, out = run("ex-nadaraya-watson", wrong, capsys)
     assert not passed
     assert message in out, out
+
+
+# --- chapter 2 ------------------------------------------------------------------
+
+def masked_softmax_right(scores, mask):
+    filled = torch.where(mask, scores, torch.full_like(scores, torch.finfo(scores.dtype).min))
+    weights = torch.exp(filled - filled.amax(-1, keepdim=True)) * mask
+    return weights / weights.sum(-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda s, m: masked_softmax_right(s.transpose(-2, -1), m.expand_as(s).transpose(-2, -1)).transpose(-2, -1),
+     "over the queries"),
+    (lambda s, m: torch.softmax(s, -1) * m, "applied after the softmax"),
+    (lambda s, m: torch.softmax(s.masked_fill(~m, -float("inf")), -1), "gives NaN"),
+    (lambda s, m: torch.softmax(s.masked_fill(~m, -1e4), -1), "uniform weights"),
+    (lambda s, m: masked_softmax_right(s, ~m), "inverted"),
+    (lambda s, m: masked_softmax_right(s, m)[..., 0], "has shape"),
+])
+def test_masked_softmax_checker(wrong, message, capsys):
+    passed, out = run("ex-masked-softmax", masked_softmax_right, capsys)
+    assert passed, out
+    passed, out = run("ex-masked-softmax", wrong, capsys)
+    assert not passed
+    assert message in out, out
+
+
+def sdpa_right(q, k, v, mask=None):
+    scores = torch.einsum("...qd,...kd->...qk", q, k) / q.shape[-1] ** 0.5
+    weights = masked_softmax_right(scores, torch.ones_like(scores, dtype=torch.bool) if mask is None
+                                   else mask.expand_as(scores))
+    return weights @ v, weights
+
+
+def sdpa_scaled_by(scale):
+    def wrong(q, k, v, mask=None):
+        scores = q @ k.transpose(-1, -2) * scale(q.shape[-1])
+        m = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.expand_as(scores)
+        weights = masked_softmax_right(scores, m)
+        return weights @ v, weights
+    return wrong
+
+
+def sdpa_mask_after(q, k, v, mask=None):
+    weights = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, -1)
+    if mask is not None:
+        weights = weights * mask
+    return weights @ v, weights
+
+
+def sdpa_nan_rows(q, k, v, mask=None):
+    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(-1)
+    return weights @ v, weights
+
+
+def sdpa_transposed_weights(q, k, v, mask=None):
+    output, weights = sdpa_right(q, k, v, mask)
+    return output, weights.transpose(-1, -2)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (sdpa_scaled_by(lambda d: 1.0), "not scaled"),
+    (sdpa_scaled_by(lambda d: 1.0 / d), "divided by d"),
+    (sdpa_mask_after, "applied after the softmax"),
+    (sdpa_nan_rows, "gives NaN"),
+    (sdpa_transposed_weights, "weights has shape"),
+])
+def test_sdpa_checker(wrong, message, capsys):
+    passed, out = run("ex-sdpa", sdpa_right, capsys)
+    assert passed, out
+    passed, out = run("ex-sdpa", wrong, capsys)
+    assert not passed
+    assert message in out, out

@@ -55,6 +55,9 @@ def _short(x: torch.Tensor) -> str:
     return f"[{text}{', ...' if x.numel() > 6 else ''}]"
 
 
+_LOW_PRECISION = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+
+
 def compare_outputs(expected: Any, got: Any, *, rtol: float = 1e-4, atol: float = 1e-5,
                     what: str = "the output", names: Sequence[str] | None = None) -> str | None:
     """``None`` when ``got`` matches ``expected``, else a sentence saying what differs.
@@ -88,6 +91,8 @@ def compare_outputs(expected: Any, got: Any, *, rtol: float = 1e-4, atol: float 
             return None
         if not torch.is_floating_point(got):
             return f"{what} has dtype {got.dtype}; expected a floating-point tensor ({expected.dtype})"
+        if expected.dtype in _LOW_PRECISION:  # compare at the precision of the inputs
+            rtol, atol = max(rtol, _LOW_PRECISION[expected.dtype]), max(atol, 1e-3)
         g, e = got.detach().double().cpu(), expected.detach().double().cpu()
         if torch.isnan(g).any() and not torch.isnan(e).any():
             return f"{what} contains NaN (at {tuple(torch.isnan(g).nonzero()[0].tolist())})"
