@@ -237,15 +237,18 @@ def _check_qkv(queries, keys, values, mask) -> torch.Size:
 
 
 class AdditiveAttention(nn.Module):
-    """Additive (Bahdanau) attention: a(q, k) = w_v^T tanh(W_q q + W_k k).
+    """Additive (Bahdanau) attention: a(q, k) = w_v^T tanh(W_q q + W_k k [+ b]).
 
     Queries and keys may have different sizes: both are projected to ``num_hiddens``
-    features first. ``forward`` keeps the last weights in ``self.attention_weights``.
+    features first. Without the bias ``b`` (the textbook form, ``bias=False``) the score
+    is an odd function, a(-q, -k) = -a(q, k); chapter 2 shows what that costs.
+    ``forward`` keeps the last weights in ``self.attention_weights``.
     """
 
-    def __init__(self, query_size: int, key_size: int, num_hiddens: int, dropout: float = 0.0):
+    def __init__(self, query_size: int, key_size: int, num_hiddens: int, dropout: float = 0.0,
+                 bias: bool = False):
         super().__init__()
-        self.W_q = nn.Linear(query_size, num_hiddens, bias=False)
+        self.W_q = nn.Linear(query_size, num_hiddens, bias=bias)  # its bias is b
         self.W_k = nn.Linear(key_size, num_hiddens, bias=False)
         self.w_v = nn.Linear(num_hiddens, 1, bias=False)
         self.dropout = nn.Dropout(dropout)

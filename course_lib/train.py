@@ -167,7 +167,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         except TypeError:
             total = None
     bar = tqdm(total=total, desc=desc, disable=not progress, file=sys.stdout,
-               mininterval=1.0, ncols=80, unit="step")
+               mininterval=1.0, ncols=72, unit="step")
     last_eval: dict[str, float] = {}
     model.train()
     for epoch in range(1, epochs + 1):

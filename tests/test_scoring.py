@@ -82,21 +82,37 @@ def test_padding_mask():
         attention.padding_mask(torch.tensor([1.0]), 3)
 
 
-def test_additive_attention_with_queries_and_keys_of_different_sizes():
+@pytest.mark.parametrize("bias", [False, True])
+def test_additive_attention_with_queries_and_keys_of_different_sizes(bias):
     torch.manual_seed(0)
-    module = attention.AdditiveAttention(query_size=20, key_size=2, num_hiddens=8)
+    module = attention.AdditiveAttention(query_size=20, key_size=2, num_hiddens=8, bias=bias)
+    b = module.W_q.bias if bias else torch.zeros(8)
     queries, keys, values = torch.randn(2, 3, 20), torch.randn(2, 10, 2), torch.randn(2, 10, 4)
     mask = attention.padding_mask(torch.tensor([2, 6]), 10)[:, None, :]
     out = module(queries, keys, values, mask)
     assert out.shape == (2, 3, 4) and module.attention_weights.shape == (2, 3, 10)
     # independent reference: the formula, one (query, key) pair at a time
-    for b in range(2):
+    for n in range(2):
         for i in range(3):
-            scores = torch.stack([module.w_v.weight[0] @ torch.tanh(module.W_q.weight @ queries[b, i] + module.W_k.weight @ keys[b, j])
+            scores = torch.stack([module.w_v.weight[0] @ torch.tanh(module.W_q.weight @ queries[n, i]
+                                                                    + module.W_k.weight @ keys[n, j] + b)
                                   for j in range(10)])
-            expected = reference_masked_softmax(scores, mask[b, 0]).float()
-            torch.testing.assert_close(module.attention_weights[b, i], expected, atol=1e-6, rtol=1e-5)
+            expected = reference_masked_softmax(scores, mask[n, 0]).float()
+            torch.testing.assert_close(module.attention_weights[n, i], expected, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(out, module.attention_weights @ values)
+
+
+def test_additive_attention_without_bias_is_odd():
+    torch.manual_seed(1)
+    module = attention.AdditiveAttention(4, 4, 16)
+    q, k, v = torch.randn(1, 2, 4), torch.randn(1, 5, 4), torch.randn(1, 5, 3)
+    module(q, k, v)
+    weights = module.attention_weights
+    module(-q, -k, v)
+    # negated scores: the softmax of -s is the reversed ranking; check through the logits
+    torch.testing.assert_close(torch.log(weights) - torch.log(weights).mean(-1, keepdim=True),
+                               -(torch.log(module.attention_weights)
+                                 - torch.log(module.attention_weights).mean(-1, keepdim=True)))
 
 
 def test_additive_attention_bad_sizes():
