@@ -9,6 +9,9 @@ Read this file top to bottom; it follows the book:
    which keys a query may see; additive attention scores with a small MLP; scaled
    dot-product attention with q . k / sqrt(d) -- explicitly (returning the weights)
    and through PyTorch's fused kernel.
+3. **Multi-head attention and positions** (chapter 3): project queries, keys and
+   values, split the features into heads, attend per head, concatenate, project
+   with W_o. Sinusoidal and learned positional encodings.
 
 Shapes are written as ``(n_q,)``, ``(..., n_k, d_v)`` ...: ``n_q`` queries, ``n_k``
 keys (and as many values), ``d`` features per query and key, ``d_v`` per value, and
@@ -31,6 +34,8 @@ __all__ = [
     "nadaraya_watson", "ParametricNadarayaWatson",
     "padding_mask", "masked_softmax", "AdditiveAttention",
     "scaled_dot_product_attention", "fused_attention",
+    "split_heads", "merge_heads", "MultiHeadAttention",
+    "sinusoidal_positional_encoding", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding",
 ]
 
 # ---------------------------------------------------------------------------
@@ -308,7 +313,216 @@ def fused_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Ten
     output = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
                                             dropout_p=dropout_p)
     if mask is not None:
-        # PyTorch >= 2.5 already returns zeros for fully masked rows; older versions gave
-        # NaN. Make the convention explicit either way.
-        output = output.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+        # Recent PyTorch versions already return zeros for fully masked rows; older ones
+        # (and some GPU kernels) give NaN. Make the convention explicit either way.
+        has_key = mask.any(dim=-1, keepdim=True)
+        if not bool(has_key.all()):
+            output = output.masked_fill(~has_key, 0.0)
     return output
+
+
+# ---------------------------------------------------------------------------
+# 3. Multi-head attention and positional encoding (chapter 3)
+# ---------------------------------------------------------------------------
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, T, D) -> (B, H, T, D/H). Head h holds features h*D/H ... (h+1)*D/H - 1,
+    the layout ``nn.MultiheadAttention`` uses."""
+    check_tensor("x", x, ndim=3, expected="(batch, tokens, d_model)")
+    batch, tokens, d_model = x.shape
+    if not isinstance(num_heads, int) or num_heads < 1 or d_model % num_heads:
+        raise ValueError(f"num_heads must be a positive integer dividing d_model={d_model}; "
+                         f"got {num_heads!r}")
+    return x.view(batch, tokens, num_heads, d_model // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, D/H) -> (B, T, D): the inverse of :func:`split_heads` (concatenate heads)."""
+    check_tensor("x", x, ndim=4, expected="(batch, heads, tokens, head_dim)")
+    batch, heads, tokens, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, tokens, heads * head_dim)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention, numerically equal to ``nn.MultiheadAttention(batch_first=True)``.
+
+        head_h = Attention(Q W_q^h, K W_k^h, V W_v^h)      h = 1 .. H
+        MultiHead(Q, K, V) = Concat(head_1, ..., head_H) W_o
+
+    The three projections W_q, W_k, W_v (each d_model x d_model, all heads side by side)
+    are stored stacked in one ``in_proj`` layer, as PyTorch does, so self-attention
+    projects the input once; ``out_proj`` is W_o.
+
+    **Masks are boolean and True means "may attend"** -- the opposite of
+    ``nn.MultiheadAttention``, where True means "ignore".
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        if not isinstance(d_model, int) or d_model < 1:
+            raise ValueError(f"d_model must be a positive integer; got {d_model!r}")
+        if not isinstance(num_heads, int) or num_heads < 1 or d_model % num_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads}): "
+                             "each head gets d_model / num_heads features")
+        self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
+        self.dropout = dropout
+        self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)   # [W_q; W_k; W_v]
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)      # W_o
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        # the initialisation of nn.MultiheadAttention (out_proj keeps nn.Linear's default)
+        nn.init.xavier_uniform_(self.in_proj.weight)
+        if self.in_proj.bias is not None:
+            nn.init.zeros_(self.in_proj.bias)
+            nn.init.zeros_(self.out_proj.bias)
+
+    def _project(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
+        w, b = self.in_proj.weight, self.in_proj.bias
+        if query is key and key is value:                       # self-attention: one matmul
+            return F.linear(query, w, b).chunk(3, dim=-1)
+        w_q, w_kv = w.split([self.d_model, 2 * self.d_model])
+        b_q, b_kv = b.split([self.d_model, 2 * self.d_model]) if b is not None else (None, None)
+        q = F.linear(query, w_q, b_q)
+        if key is value:                                         # cross-attention on a memory
+            k, v = F.linear(key, w_kv, b_kv).chunk(2, dim=-1)
+        else:
+            w_k, w_v = w_kv.chunk(2)
+            b_k, b_v = b_kv.chunk(2) if b_kv is not None else (None, None)
+            k, v = F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+        return q, k, v
+
+    def _combined_mask(self, batch: int, n_q: int, n_k: int, key_padding_mask, attn_mask):
+        """(B, n_k) and (n_q, n_k) / (B, n_q, n_k) / (B, H, n_q, n_k) -> one mask broadcastable
+        to (B, H, n_q, n_k), or None."""
+        mask = None
+        if key_padding_mask is not None:
+            check_tensor("key_padding_mask", key_padding_mask, ndim=2, expected=f"(batch, n_k) = ({batch}, {n_k})")
+            if key_padding_mask.dtype != torch.bool:
+                raise TypeError("key_padding_mask must be a bool tensor (True = real token, may be "
+                                f"attended); got dtype {key_padding_mask.dtype}")
+            if tuple(key_padding_mask.shape) != (batch, n_k):
+                raise ValueError(f"key_padding_mask must have shape (batch, n_k) = ({batch}, {n_k}); "
+                                 f"got {shape_str(key_padding_mask)}")
+            mask = key_padding_mask[:, None, None, :]                     # (B, 1, 1, n_k)
+        if attn_mask is not None:
+            check_tensor("attn_mask", attn_mask, ndim=(2, 3, 4),
+                         expected=f"(n_q, n_k), (batch, n_q, n_k) or (batch, heads, n_q, n_k)")
+            if attn_mask.dtype != torch.bool:
+                raise TypeError("attn_mask must be a bool tensor (True = may attend); "
+                                f"got dtype {attn_mask.dtype}")
+            expected_shapes = {2: (n_q, n_k), 3: (batch, n_q, n_k), 4: (batch, self.num_heads, n_q, n_k)}
+            if tuple(attn_mask.shape) != expected_shapes[attn_mask.dim()]:
+                raise ValueError(f"attn_mask with {attn_mask.dim()} dimensions must have shape "
+                                 f"{expected_shapes[attn_mask.dim()]}; got {shape_str(attn_mask)}")
+            if attn_mask.dim() == 3:
+                attn_mask = attn_mask[:, None]                            # (B, 1, n_q, n_k)
+            mask = attn_mask if mask is None else mask & attn_mask
+        return mask
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor | None = None,
+                value: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None, need_weights: bool = False,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend from ``query`` (B, n_q, D) to ``key``/``value`` (B, n_k, D).
+
+        ``key`` and ``value`` default to ``query`` (self-attention).
+        ``key_padding_mask``: (B, n_k) bool, True at real tokens.
+        ``attn_mask``: (n_q, n_k), (B, n_q, n_k) or (B, H, n_q, n_k) bool, True = may attend
+        (e.g. a causal mask).
+        Returns the output (B, n_q, D) and, if ``need_weights``, the per-head weights
+        (B, H, n_q, n_k) (computed by the explicit path; otherwise ``None`` and the fused
+        kernel is used).
+        """
+        key = query if key is None else key
+        value = key if value is None else value
+        for name, x in (("query", query), ("key", key), ("value", value)):
+            check_tensor(name, x, ndim=3, expected=f"(batch, tokens, d_model={self.d_model})")
+            if x.shape[-1] != self.d_model:
+                raise ValueError(f"{name} must have d_model={self.d_model} features; got shape {shape_str(x)}")
+        if key.shape[:2] != value.shape[:2] or query.shape[0] != key.shape[0]:
+            raise ValueError(f"query {shape_str(query)}, key {shape_str(key)} and value {shape_str(value)} "
+                             "must share the batch size, and key and value the number of tokens")
+        batch, n_q, n_k = query.shape[0], query.shape[1], key.shape[1]
+        mask = self._combined_mask(batch, n_q, n_k, key_padding_mask, attn_mask)
+
+        q, k, v = self._project(query, key, value)                          # (B, T, D) each
+        q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))      # (B, H, T, D/H)
+        dropout_p = self.dropout if self.training else 0.0
+        if need_weights:
+            heads, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)
+        else:
+            heads, weights = fused_attention(q, k, v, mask, dropout_p), None
+        return self.out_proj(merge_heads(heads)), weights                  # (B, n_q, D)
+
+    @torch.no_grad()
+    def load_from_torch(self, module: nn.MultiheadAttention) -> "MultiHeadAttention":
+        """Copy the weights of an ``nn.MultiheadAttention`` with the same sizes."""
+        if not isinstance(module, nn.MultiheadAttention):
+            raise TypeError(f"module must be an nn.MultiheadAttention; got {type(module).__name__}")
+        if (module.embed_dim, module.num_heads) != (self.d_model, self.num_heads) \
+                or module.in_proj_weight is None:
+            raise ValueError("module must have the same d_model and num_heads and packed "
+                             "in-projection weights")
+        self.in_proj.weight.copy_(module.in_proj_weight)
+        self.out_proj.weight.copy_(module.out_proj.weight)
+        if self.in_proj.bias is not None:
+            self.in_proj.bias.copy_(module.in_proj_bias)
+            self.out_proj.bias.copy_(module.out_proj.bias)
+        return self
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, num_heads={self.num_heads}, dropout={self.dropout}"
+
+
+def sinusoidal_positional_encoding(num_positions: int, d_model: int) -> torch.Tensor:
+    """(num_positions, d_model): PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...)."""
+    if not isinstance(num_positions, int) or num_positions < 1:
+        raise ValueError(f"num_positions must be a positive integer; got {num_positions!r}")
+    if not isinstance(d_model, int) or d_model < 2 or d_model % 2:
+        raise ValueError(f"d_model must be an even integer >= 2 (sin/cos pairs); got {d_model!r}")
+    position = torch.arange(num_positions, dtype=torch.float32)[:, None]        # (P, 1)
+    frequency = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)  # (D/2,)
+    angle = position * frequency                                                 # (P, D/2)
+    pe = torch.empty(num_positions, d_model)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(angle), torch.cos(angle)
+    return pe
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Adds the sinusoidal table to token embeddings: x (B, T, D) -> x + PE[:T] (then dropout).
+
+    The table is a registered buffer: ``.to(device)`` moves it, it is not a parameter,
+    and it is not saved in the state dict (it is recomputed from the sizes).
+    """
+
+    def __init__(self, d_model: int, max_len: int = 1024, dropout: float = 0.0):
+        super().__init__()
+        self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, ndim=3, expected=f"(batch, tokens, d_model={self.pe.shape[1]})")
+        if x.shape[-1] != self.pe.shape[1]:
+            raise ValueError(f"x must have d_model={self.pe.shape[1]} features; got shape {shape_str(x)}")
+        if x.shape[1] > self.pe.shape[0]:
+            raise ValueError(f"the sequence has {x.shape[1]} tokens but the positional table only "
+                             f"{self.pe.shape[0]} (max_len); build it with a larger max_len")
+        return self.dropout(x + self.pe[: x.shape[1]].to(x.dtype))
+
+
+class LearnedPositionalEmbedding(nn.Module):
+    """Adds a learned vector per position (as BERT, GPT-2 and ViT do): x + E_pos[:T]."""
+
+    def __init__(self, d_model: int, max_len: int = 1024, dropout: float = 0.0):
+        super().__init__()
+        self.embedding = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, ndim=3, expected=f"(batch, tokens, d_model={self.embedding.shape[1]})")
+        if x.shape[1] > self.embedding.shape[0] or x.shape[-1] != self.embedding.shape[1]:
+            raise ValueError(f"x of shape {shape_str(x)} does not fit the table "
+                             f"(max_len={self.embedding.shape[0]}, d_model={self.embedding.shape[1]})")
+        return self.dropout(x + self.embedding[: x.shape[1]])

@@ -5,6 +5,8 @@ mistakes: a checker passes these tests only if it recognises the mistake from th
 learner's *output*.
 """
 
+import math
+
 import pytest
 import torch
 
@@ -185,5 +187,58 @@ def test_sdpa_checker(wrong, message, capsys):
     passed, out = run("ex-sdpa", sdpa_right, capsys)
     assert passed, out
     passed, out = run("ex-sdpa", wrong, capsys)
+    assert not passed
+    assert message in out, out
+
+
+# --- chapter 3 ------------------------------------------------------------------
+
+def split_heads_right(x, num_heads):
+    b, t, d = x.shape
+    return torch.stack(x.split(d // num_heads, dim=-1), dim=1)   # (B, H, T, D/H)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda x, h: x.reshape(x.shape[0], h, x.shape[1], x.shape[2] // h), "plain reshape"),
+    (lambda x, h: torch.stack([x[..., i::h] for i in range(h)], dim=1), "interleaved"),
+    (lambda x, h: split_heads_right(x, h).transpose(1, 2), "transpose the token and head"),
+])
+def test_split_heads_checker(wrong, message, capsys):
+    passed, out = run("ex-split-heads", split_heads_right, capsys)
+    assert passed, out
+    passed, out = run("ex-split-heads", wrong, capsys)
+    assert not passed
+    assert message in out, out
+
+
+def pe_right(num_positions, d_model):
+    pe = torch.zeros(num_positions, d_model)
+    for p in range(num_positions):
+        for i in range(d_model // 2):
+            pe[p, 2 * i] = math.sin(p / 10000 ** (2 * i / d_model))
+            pe[p, 2 * i + 1] = math.cos(p / 10000 ** (2 * i / d_model))
+    return pe
+
+
+def pe_variant(angle_fn, even=math.sin, odd=math.cos):
+    def wrong(num_positions, d_model):
+        pe = torch.zeros(num_positions, d_model)
+        for p in range(num_positions):
+            for i in range(d_model // 2):
+                pe[p, 2 * i], pe[p, 2 * i + 1] = even(angle_fn(p, i, d_model)), odd(angle_fn(p, i, d_model))
+        return pe
+    return wrong
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (pe_variant(lambda p, i, d: p / 10000 ** (2 * i / d), math.cos, math.sin), "swapped"),
+    (pe_variant(lambda p, i, d: p / 10000 ** (i / d)), "off by a factor of 2"),
+    (pe_variant(lambda p, i, d: p / 10000 ** (4 * i / d)), "off by a factor of 2"),
+    (lambda n, d: pe_right(n, d).T, "has shape"),
+])
+def test_positional_encoding_checker(wrong, message, capsys):
+    passed, out = run("ex-positional-encoding", pe_right, capsys)
+    assert passed, out
+    passed, out = run("ex-positional-encoding", wrong, capsys)
     assert not passed
     assert message in out, out
