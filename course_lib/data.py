@@ -6,11 +6,15 @@ Nothing here touches the network in the quick profile. Every generator takes a
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Regression1D", "true_regression_function", "make_regression_1d", "make_face_scene"]
+__all__ = ["Regression1D", "true_regression_function", "make_regression_1d", "make_face_scene",
+           "tokenize", "detokenize", "Vocab", "TranslationTask", "make_number_translation"]
 
 # ---------------------------------------------------------------------------
 # Chapter 1: a 1-D regression problem for Nadaraya--Watson pooling
@@ -81,3 +85,137 @@ def make_face_scene(size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.
         image[torch.hypot(yy - (cy - 0.05), xx - eye_x) < 0.03] = ink
     image[((distance - 0.11).abs() < 0.025) & (yy > cy + 0.04)] = ink   # a smile
     return image.clamp(0, 1), distance < r + 0.05
+
+
+# ---------------------------------------------------------------------------
+# Chapter 4: a translation task, English number words -> French number words
+# ---------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[^\s,-]+|[,-]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Words, with hyphens and commas as tokens of their own:
+    "quatre-vingt-onze" -> ["quatre", "-", "vingt", "-", "onze"]."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string; got {type(text).__name__}")
+    return _TOKEN.findall(text)
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+    """The inverse of :func:`tokenize` for text written like num2words' output."""
+    return " ".join(tokens).replace(" - ", "-").replace(" ,", ",")
+
+
+class Vocab:
+    """Token <-> id. Ids 0-3 are ``<pad> <bos> <eos> <unk>``; the rest are sorted by
+    frequency (then alphabetically) so that the vocabulary is deterministic."""
+
+    PAD, BOS, EOS, UNK = 0, 1, 2, 3
+    SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+
+    def __init__(self, sentences: Iterable[Sequence[str]]):
+        counts = Counter(token for sentence in sentences for token in sentence)
+        ordered = sorted(counts, key=lambda t: (-counts[t], t))
+        self.itos = list(self.SPECIALS) + [t for t in ordered if t not in self.SPECIALS]
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, tokens: Sequence[str], add_bos: bool = False, add_eos: bool = True) -> list[int]:
+        ids = [self.stoi.get(t, self.UNK) for t in tokens]
+        return ([self.BOS] if add_bos else []) + ids + ([self.EOS] if add_eos else [])
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Ids -> tokens, stopping at the first <eos> and skipping <pad> and <bos>."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.EOS:
+                break
+            if i not in (self.PAD, self.BOS):
+                out.append(self.itos[i] if 0 <= i < len(self.itos) else "<unk>")
+        return out
+
+
+def _pad(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
+    length = max(len(s) for s in sequences)
+    return torch.tensor([s + [pad_id] * (length - len(s)) for s in sequences], dtype=torch.long)
+
+
+@dataclass
+class TranslationTask:
+    """Sentence pairs (source, target) split into train and test, with their vocabularies."""
+
+    train_pairs: list[tuple[str, str]]
+    test_pairs: list[tuple[str, str]]
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+
+    def encode_source(self, sentences: Sequence[str]) -> torch.Tensor:
+        """Source sentences -> (B, S) ids ending in <eos>, padded."""
+        return _pad([self.src_vocab.encode(tokenize(s)) for s in sentences], Vocab.PAD)
+
+    def encode_target(self, sentences: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Target sentences -> decoder input (<bos> w1 ... wn) and labels (w1 ... wn <eos>),
+        both (B, T), padded."""
+        ids = [self.tgt_vocab.encode(tokenize(s), add_bos=True, add_eos=True) for s in sentences]
+        return _pad([i[:-1] for i in ids], Vocab.PAD), _pad([i[1:] for i in ids], Vocab.PAD)
+
+    def decode_target(self, ids: torch.Tensor) -> list[str]:
+        """(B, L) generated ids -> target sentences (stopping at <eos>)."""
+        return [detokenize(self.tgt_vocab.decode(row)) for row in ids.tolist()]
+
+    def batches(self, pairs: Sequence[tuple[str, str]], batch_size: int,
+                generator: torch.Generator | None = None) -> list[tuple[torch.Tensor, ...]]:
+        """Padded (src, tgt_in, tgt_out) batches; shuffled if a generator is given.
+
+        (Sorting pairs by length into batches would cut padding by a quarter here, but
+        batches of all-short or all-long numbers made training markedly worse.)"""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive; got {batch_size}")
+        order = torch.randperm(len(pairs), generator=generator).tolist() if generator else range(len(pairs))
+        chosen = [pairs[i] for i in order]
+        out = []
+        for start in range(0, len(chosen), batch_size):
+            chunk = chosen[start:start + batch_size]
+            src = self.encode_source([s for s, _ in chunk])
+            tgt_in, tgt_out = self.encode_target([t for _, t in chunk])
+            out.append((src, tgt_in, tgt_out))
+        return out
+
+    def __repr__(self) -> str:
+        return (f"TranslationTask({len(self.train_pairs)} training pairs, {len(self.test_pairs)} test pairs, "
+                f"vocabularies {len(self.src_vocab)} -> {len(self.tgt_vocab)})")
+
+
+def make_number_translation(n_train: int = 20_000, n_test: int = 1_000, max_number: int = 100_000,
+                            small_numbers: int = 1_000, seed: int = 0) -> TranslationTask:
+    """English number words -> French number words, e.g. "seventy-one" -> "soixante et onze".
+
+    The pool of numbers is every number below ``small_numbers`` plus distinct random numbers
+    below ``max_number``; it is shuffled and split, so the test numbers are never seen in
+    training. Vocabularies are built from the training sentences only. Needs ``num2words``.
+    """
+    from num2words import num2words
+
+    if n_train + n_test > max_number:
+        raise ValueError(f"n_train + n_test ({n_train + n_test}) must not exceed max_number ({max_number})")
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"n_train and n_test must be positive; got {n_train}, {n_test}")
+    generator = torch.Generator().manual_seed(seed)
+    small = list(range(min(small_numbers, max_number)))
+    large = (torch.randperm(max_number - len(small), generator=generator) + len(small)).tolist()
+    pool = small + large[: max(0, n_train + n_test - len(small))]
+    pool = [pool[i] for i in torch.randperm(len(pool), generator=generator).tolist()]
+    numbers_train, numbers_test = pool[:n_train], pool[n_train:n_train + n_test]
+
+    def pair(n: int) -> tuple[str, str]:
+        return num2words(n, lang="en"), num2words(n, lang="fr")
+
+    train_pairs = [pair(n) for n in numbers_train]
+    test_pairs = [pair(n) for n in numbers_test]
+    return TranslationTask(train_pairs, test_pairs,
+                           Vocab(tokenize(s) for s, _ in train_pairs),
+                           Vocab(tokenize(t) for _, t in train_pairs))

@@ -9,6 +9,7 @@ InfoNCE -- lives in ``loss_fn``; the loop stays the same.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
-__all__ = ["History", "fit", "to_device"]
+__all__ = ["History", "fit", "to_device", "warmup_inverse_sqrt", "warmup_cosine"]
 
 
 @dataclass
@@ -79,6 +80,35 @@ class History:
             ax.set(xlabel="step", title="evaluation")
             ax.legend()
         return fig
+
+
+def warmup_inverse_sqrt(optimizer: torch.optim.Optimizer, d_model: int, warmup_steps: int,
+                        factor: float = 1.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """The Transformer's schedule (Vaswani et al., 2017, eq. 3), stepped once per step:
+    lr = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5) -- linear warm-up,
+    then decay as 1/sqrt(step). Set the optimizer's lr to 1; this multiplies it."""
+    if warmup_steps < 1:
+        raise ValueError(f"warmup_steps must be positive; got {warmup_steps}")
+
+    def rate(step: int) -> float:
+        step = step + 1
+        return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
+                  final_fraction: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up to the optimizer's lr, then cosine decay to ``final_fraction`` of it
+    at ``total_steps`` (the usual ViT / MoCo v2 schedule), stepped once per step."""
+    if not 0 <= warmup_steps < total_steps:
+        raise ValueError(f"need 0 <= warmup_steps < total_steps; got {warmup_steps}, {total_steps}")
+
+    def rate(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
 
 
 def to_device(batch: Any, device: torch.device | str | None) -> Any:

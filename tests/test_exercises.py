@@ -242,3 +242,40 @@ def test_positional_encoding_checker(wrong, message, capsys):
     passed, out = run("ex-positional-encoding", wrong, capsys)
     assert not passed
     assert message in out, out
+
+
+# --- chapter 4 ------------------------------------------------------------------
+
+def causal_right(size):
+    return torch.tensor([[j <= i for j in range(size)] for i in range(size)])
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda n: causal_right(n).T.contiguous(), "transposed"),
+    (lambda n: torch.tensor([[j < i for j in range(n)] for i in range(n)]), "diagonal is excluded"),
+    (lambda n: ~causal_right(n), "inverted"),
+    (lambda n: causal_right(n).float(), "dtype"),
+])
+def test_causal_mask_checker(wrong, message, capsys):
+    passed, out = run("ex-causal-mask", causal_right, capsys)
+    assert passed, out
+    passed, out = run("ex-causal-mask", wrong, capsys)
+    assert not passed
+    assert message in out, out
+
+
+def padding_right(lengths, max_len):
+    return torch.tensor([[position < int(length) for position in range(max_len)] for length in lengths])
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda l, m: torch.tensor([[p <= int(n) for p in range(m)] for n in l]), "off by one"),
+    (lambda l, m: ~padding_right(l, m), "inverted"),
+    (lambda l, m: padding_right(l, m).T, "transposed"),
+])
+def test_padding_mask_checker(wrong, message, capsys):
+    passed, out = run("ex-padding-mask", padding_right, capsys)
+    assert passed, out
+    passed, out = run("ex-padding-mask", wrong, capsys)
+    assert not passed
+    assert message in out, out

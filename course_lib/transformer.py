@@ -1,0 +1,302 @@
+"""The Transformer encoder--decoder (Vaswani et al., 2017), built from chapter 3's parts.
+
+Read top to bottom:
+
+1. masks: :func:`causal_mask` (and :func:`~course_lib.attention.padding_mask`);
+2. :class:`PositionwiseFeedForward`: the same two-layer MLP applied to every token;
+3. :class:`EncoderBlock`: self-attention + FFN, each with a residual connection and
+   LayerNorm (post-LN as in the paper, or pre-LN with ``norm_first=True``);
+4. :class:`DecoderBlock`: masked self-attention + cross-attention + FFN;
+5. :class:`Seq2SeqTransformer`: embeddings (scaled by sqrt(d)) + sinusoidal positions,
+   the encoder and decoder stacks, the output layer; ``encode``, ``decode``,
+   ``greedy_decode`` and ``beam_search``.
+
+Shapes: B batch, S source tokens, T target tokens, D = d_model, V vocabulary.
+Masks are boolean, True = may attend / real token. Token id tensors are ``long``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_tensor, shape_str
+from .attention import MultiHeadAttention, SinusoidalPositionalEncoding, padding_mask
+
+__all__ = ["causal_mask", "padding_mask", "PositionwiseFeedForward", "EncoderBlock", "DecoderBlock",
+           "TransformerConfig", "Seq2SeqTransformer"]
+
+
+def causal_mask(size: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """(size, size) bool, True where query position i may attend to key position j (j <= i)."""
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive integer; got {size!r}")
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()
+
+
+class PositionwiseFeedForward(nn.Module):
+    """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2, applied to each token independently
+    (the same as two 1x1 convolutions over the sequence)."""
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.dropout(F.relu(self.linear1(x))))
+
+
+def _copy_ffn_and_norms(block: nn.Module, layer: nn.Module, norms: int) -> None:
+    block.feed_forward.linear1.load_state_dict(layer.linear1.state_dict())
+    block.feed_forward.linear2.load_state_dict(layer.linear2.state_dict())
+    for i in range(1, norms + 1):
+        getattr(block, f"norm{i}").load_state_dict(getattr(layer, f"norm{i}").state_dict())
+
+
+class EncoderBlock(nn.Module):
+    """One encoder layer: x -> x + SelfAttention(x) -> x + FFN(x), each followed (post-LN)
+    or preceded (pre-LN, ``norm_first=True``) by a LayerNorm."""
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
+                 norm_first: bool = False):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(d_model, num_heads, dropout)
+        self.feed_forward = PositionwiseFeedForward(d_model, d_ff, dropout)
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.norm_first = norm_first
+        self.attention_weights: torch.Tensor | None = None   # (B, H, S, S) if asked for
+
+    def _self_attend(self, x, key_padding_mask, attn_mask, need_weights):
+        out, self.attention_weights = self.self_attention(
+            x, key_padding_mask=key_padding_mask, attn_mask=attn_mask, need_weights=need_weights)
+        return self.dropout1(out)
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None, need_weights: bool = False) -> torch.Tensor:
+        """x (B, S, D); key_padding_mask (B, S) True at real tokens -> (B, S, D)."""
+        if self.norm_first:
+            x = x + self._self_attend(self.norm1(x), key_padding_mask, attn_mask, need_weights)
+            return x + self.dropout2(self.feed_forward(self.norm2(x)))
+        x = self.norm1(x + self._self_attend(x, key_padding_mask, attn_mask, need_weights))
+        return self.norm2(x + self.dropout2(self.feed_forward(x)))
+
+    @torch.no_grad()
+    def load_from_torch(self, layer: nn.TransformerEncoderLayer) -> "EncoderBlock":
+        """Copy the weights of an ``nn.TransformerEncoderLayer`` of the same sizes."""
+        self.self_attention.load_from_torch(layer.self_attn)
+        _copy_ffn_and_norms(self, layer, norms=2)
+        return self
+
+
+class DecoderBlock(nn.Module):
+    """One decoder layer: masked self-attention over the target so far, cross-attention to
+    the encoder's output ("memory"), FFN -- each with a residual connection and LayerNorm."""
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
+                 norm_first: bool = False):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(d_model, num_heads, dropout)
+        self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout)
+        self.feed_forward = PositionwiseFeedForward(d_model, d_ff, dropout)
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model) for _ in range(3))
+        self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(3))
+        self.norm_first = norm_first
+        self.self_attention_weights: torch.Tensor | None = None    # (B, H, T, T)
+        self.cross_attention_weights: torch.Tensor | None = None   # (B, H, T, S)
+
+    def _self_attend(self, y, tgt_key_padding_mask, tgt_mask, need_weights):
+        out, self.self_attention_weights = self.self_attention(
+            y, key_padding_mask=tgt_key_padding_mask, attn_mask=tgt_mask, need_weights=need_weights)
+        return self.dropout1(out)
+
+    def _cross_attend(self, y, memory, memory_key_padding_mask, need_weights):
+        # queries from the decoder, keys and values from the encoder
+        out, self.cross_attention_weights = self.cross_attention(
+            y, memory, memory, key_padding_mask=memory_key_padding_mask, need_weights=need_weights)
+        return self.dropout2(out)
+
+    def forward(self, y: torch.Tensor, memory: torch.Tensor,
+                tgt_mask: torch.Tensor | None = None,
+                tgt_key_padding_mask: torch.Tensor | None = None,
+                memory_key_padding_mask: torch.Tensor | None = None,
+                need_weights: bool = False) -> torch.Tensor:
+        """y (B, T, D), memory (B, S, D); tgt_mask (T, T) e.g. causal; padding masks
+        (B, T) and (B, S), True at real tokens -> (B, T, D)."""
+        if self.norm_first:
+            y = y + self._self_attend(self.norm1(y), tgt_key_padding_mask, tgt_mask, need_weights)
+            y = y + self._cross_attend(self.norm2(y), memory, memory_key_padding_mask, need_weights)
+            return y + self.dropout3(self.feed_forward(self.norm3(y)))
+        y = self.norm1(y + self._self_attend(y, tgt_key_padding_mask, tgt_mask, need_weights))
+        y = self.norm2(y + self._cross_attend(y, memory, memory_key_padding_mask, need_weights))
+        return self.norm3(y + self.dropout3(self.feed_forward(y)))
+
+    @torch.no_grad()
+    def load_from_torch(self, layer: nn.TransformerDecoderLayer) -> "DecoderBlock":
+        """Copy the weights of an ``nn.TransformerDecoderLayer`` of the same sizes."""
+        self.self_attention.load_from_torch(layer.self_attn)
+        self.cross_attention.load_from_torch(layer.multihead_attn)
+        _copy_ffn_and_norms(self, layer, norms=3)
+        return self
+
+
+@dataclass
+class TransformerConfig:
+    """Sizes of a :class:`Seq2SeqTransformer` (defaults: a small model for a CPU)."""
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    d_model: int = 128
+    num_heads: int = 4
+    num_encoder_layers: int = 2
+    num_decoder_layers: int = 2
+    d_ff: int = 512
+    dropout: float = 0.1
+    max_len: int = 128
+    norm_first: bool = False   # False: post-LN, as in the paper
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+
+
+class Seq2SeqTransformer(nn.Module):
+    """An encoder--decoder Transformer for sequence-to-sequence tasks such as translation.
+
+    ``forward(src, tgt_in)`` returns next-token logits (B, T, V) for teacher forcing;
+    ``greedy_decode`` and ``beam_search`` generate. After a call with
+    ``need_weights=True``, :meth:`attention_maps` returns every layer's weights.
+    """
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = c = config
+        self.src_embedding = nn.Embedding(c.src_vocab_size, c.d_model, padding_idx=c.pad_id)
+        self.tgt_embedding = nn.Embedding(c.tgt_vocab_size, c.d_model, padding_idx=c.pad_id)
+        self.positions = SinusoidalPositionalEncoding(c.d_model, c.max_len, c.dropout)
+        self.encoder = nn.ModuleList(EncoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, c.norm_first)
+                                     for _ in range(c.num_encoder_layers))
+        self.decoder = nn.ModuleList(DecoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, c.norm_first)
+                                     for _ in range(c.num_decoder_layers))
+        # pre-LN stacks end with a LayerNorm (post-LN blocks already end with one)
+        self.encoder_norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
+        self.output = nn.Linear(c.d_model, c.tgt_vocab_size)
+        self.embedding_scale = math.sqrt(c.d_model)
+
+    # -- checks -------------------------------------------------------------------------
+    def _check_ids(self, name: str, ids: torch.Tensor, vocab_size: int) -> None:
+        check_tensor(name, ids, ndim=2, expected="(batch, tokens) of token ids")
+        if ids.dtype not in (torch.long, torch.int32, torch.int64):
+            raise TypeError(f"{name} must hold integer token ids; got dtype {ids.dtype}")
+        if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+            raise ValueError(f"{name} holds token ids outside the vocabulary [0, {vocab_size}): "
+                             f"min {ids.min().item()}, max {ids.max().item()}")
+        if ids.shape[1] > self.config.max_len:
+            raise ValueError(f"{name} has {ids.shape[1]} tokens but the positional table only "
+                             f"{self.config.max_len} (config.max_len)")
+
+    # -- the two halves -----------------------------------------------------------------
+    def encode(self, src: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """src (B, S) ids -> memory (B, S, D) and the source padding mask (B, S)."""
+        self._check_ids("src", src, self.config.src_vocab_size)
+        src_real = src != self.config.pad_id
+        x = self.positions(self.src_embedding(src) * self.embedding_scale)
+        for block in self.encoder:
+            x = block(x, key_padding_mask=src_real, need_weights=need_weights)
+        return self.encoder_norm(x), src_real
+
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_real: torch.Tensor,
+               need_weights: bool = False, causal: bool = True) -> torch.Tensor:
+        """tgt_in (B, T) ids (starting with <bos>), memory (B, S, D) -> logits (B, T, V).
+
+        ``causal=False`` removes the causal mask -- only to show why it is needed."""
+        self._check_ids("tgt_in", tgt_in, self.config.tgt_vocab_size)
+        tgt_real = tgt_in != self.config.pad_id
+        mask = causal_mask(tgt_in.shape[1], tgt_in.device) if causal else None
+        y = self.positions(self.tgt_embedding(tgt_in) * self.embedding_scale)
+        for block in self.decoder:
+            y = block(y, memory, tgt_mask=mask, tgt_key_padding_mask=tgt_real,
+                      memory_key_padding_mask=src_real, need_weights=need_weights)
+        return self.output(self.decoder_norm(y))
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, need_weights: bool = False,
+                causal: bool = True) -> torch.Tensor:
+        """Teacher forcing: src (B, S), tgt_in (B, T) -> logits (B, T, V)."""
+        if src.shape[0] != tgt_in.shape[0]:
+            raise ValueError(f"src {shape_str(src)} and tgt_in {shape_str(tgt_in)} must have the same batch size")
+        memory, src_real = self.encode(src, need_weights)
+        return self.decode(tgt_in, memory, src_real, need_weights, causal)
+
+    def attention_maps(self) -> dict[str, list[torch.Tensor]]:
+        """Weights of the last call with ``need_weights=True``, one (B, H, n_q, n_k) tensor
+        per layer: ``encoder``, ``decoder_self`` and ``decoder_cross``."""
+        return {"encoder": [b.attention_weights for b in self.encoder],
+                "decoder_self": [b.self_attention_weights for b in self.decoder],
+                "decoder_cross": [b.cross_attention_weights for b in self.decoder]}
+
+    # -- generation ---------------------------------------------------------------------
+    @torch.no_grad()
+    def greedy_decode(self, src: torch.Tensor, max_len: int = 40) -> torch.Tensor:
+        """Generate one token at a time, always the most likely, from <bos> until every
+        sentence has produced <eos> (or ``max_len`` tokens). Returns (B, L) ids without
+        <bos>, padded with <pad> after each sentence's <eos>."""
+        c = self.config
+        memory, src_real = self.encode(src)
+        batch = src.shape[0]
+        tokens = torch.full((batch, 1), c.bos_id, dtype=torch.long, device=src.device)
+        done = torch.zeros(batch, dtype=torch.bool, device=src.device)
+        for _ in range(min(max_len, c.max_len - 1)):
+            logits = self.decode(tokens, memory, src_real)[:, -1]          # (B, V)
+            next_token = logits.argmax(-1).masked_fill(done, c.pad_id)
+            tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+            done |= next_token == c.eos_id
+            if done.all():
+                break
+        return tokens[:, 1:]
+
+    @torch.no_grad()
+    def beam_search(self, src: torch.Tensor, beam_size: int = 4, max_len: int = 40,
+                    length_penalty: float = 0.6) -> torch.Tensor:
+        """Keep the ``beam_size`` best partial translations at every step; finish a beam at
+        <eos>. Finished hypotheses are ranked by log-probability / length**length_penalty
+        (length normalisation: without it, shorter outputs always win). Returns (B, L) ids
+        like :meth:`greedy_decode`. With ``beam_size=1`` it is greedy decoding."""
+        if not isinstance(beam_size, int) or beam_size < 1:
+            raise ValueError(f"beam_size must be a positive integer; got {beam_size!r}")
+        c = self.config
+        memory, src_real = self.encode(src)
+        batch, k = src.shape[0], beam_size
+        memory = memory.repeat_interleave(k, dim=0)                         # (B*K, S, D)
+        src_real = src_real.repeat_interleave(k, dim=0)
+        tokens = torch.full((batch * k, 1), c.bos_id, dtype=torch.long, device=src.device)
+        scores = torch.zeros(batch, k, device=src.device)
+        scores[:, 1:] = -math.inf                                           # one live beam at first
+        lengths = torch.zeros(batch, k, device=src.device)                  # tokens incl. <eos>
+        done = torch.zeros(batch, k, dtype=torch.bool, device=src.device)
+        for _ in range(min(max_len, c.max_len - 1)):
+            log_probs = self.decode(tokens, memory, src_real)[:, -1].log_softmax(-1)   # (B*K, V)
+            vocab = log_probs.shape[-1]
+            log_probs = log_probs.view(batch, k, vocab)
+            # a finished beam can only be extended by <pad>, at no cost
+            finished = torch.full_like(log_probs, -math.inf)
+            finished[..., c.pad_id] = 0.0
+            log_probs = torch.where(done[..., None], finished, log_probs)
+            candidates = (scores[..., None] + log_probs).view(batch, k * vocab)
+            scores, flat = candidates.topk(k, dim=-1)                        # (B, K)
+            parent, token = flat // vocab, flat % vocab
+            rows = (torch.arange(batch, device=src.device)[:, None] * k + parent).view(-1)
+            tokens = torch.cat([tokens[rows], token.view(-1, 1)], dim=1)
+            lengths = lengths.gather(1, parent) + (~done.gather(1, parent)).float()
+            done = done.gather(1, parent) | (token == c.eos_id)
+            if done.all():
+                break
+        normalised = scores / lengths.clamp(min=1) ** length_penalty
+        best = normalised.argmax(-1)                                        # (B,)
+        chosen = tokens.view(batch, k, -1)[torch.arange(batch, device=src.device), best]
+        return chosen[:, 1:]

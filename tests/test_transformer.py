@@ -1,0 +1,212 @@
+"""Chapter 4: blocks equal to PyTorch's layers, masks, decoding, data, bad inputs."""
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib import data, train
+from course_lib.transformer import (DecoderBlock, EncoderBlock, PositionwiseFeedForward, Seq2SeqTransformer,
+                                    TransformerConfig, causal_mask, padding_mask)
+
+D, H, FF = 32, 4, 64
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_encoder_block_equals_pytorch(norm_first):
+    torch.manual_seed(0)
+    theirs = nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
+    ours = EncoderBlock(D, H, FF, dropout=0.0, norm_first=norm_first).load_from_torch(theirs).eval()
+    x = torch.randn(3, 7, D)
+    real = padding_mask(torch.tensor([7, 4, 6]), 7)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, key_padding_mask=real), theirs(x, src_key_padding_mask=~real),
+                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_block_equals_pytorch(norm_first):
+    torch.manual_seed(1)
+    theirs = nn.TransformerDecoderLayer(D, H, FF, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
+    ours = DecoderBlock(D, H, FF, dropout=0.0, norm_first=norm_first).load_from_torch(theirs).eval()
+    y, memory = torch.randn(3, 5, D), torch.randn(3, 6, D)
+    tgt_real = padding_mask(torch.tensor([5, 3, 4]), 5)
+    src_real = padding_mask(torch.tensor([6, 2, 5]), 6)
+    with torch.no_grad():
+        out = ours(y, memory, tgt_mask=causal_mask(5), tgt_key_padding_mask=tgt_real,
+                   memory_key_padding_mask=src_real)
+        ref = theirs(y, memory, tgt_mask=~causal_mask(5), tgt_key_padding_mask=~tgt_real,
+                     memory_key_padding_mask=~src_real)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_feed_forward_is_a_1x1_convolution():
+    torch.manual_seed(2)
+    ffn = PositionwiseFeedForward(D, FF)
+    conv1, conv2 = nn.Conv1d(D, FF, 1), nn.Conv1d(FF, D, 1)
+    with torch.no_grad():
+        conv1.weight.copy_(ffn.linear1.weight[:, :, None]), conv1.bias.copy_(ffn.linear1.bias)
+        conv2.weight.copy_(ffn.linear2.weight[:, :, None]), conv2.bias.copy_(ffn.linear2.bias)
+    x = torch.randn(2, 9, D)
+    torch.testing.assert_close(ffn(x), conv2(torch.relu(conv1(x.transpose(1, 2)))).transpose(1, 2),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_causal_mask():
+    assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    with pytest.raises(ValueError, match="size must be a positive integer"):
+        causal_mask(0)
+
+
+def tiny_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    config = TransformerConfig(src_vocab_size=11, tgt_vocab_size=13, d_model=32, num_heads=4, d_ff=64,
+                               dropout=0.0, max_len=20, **overrides)
+    return Seq2SeqTransformer(config).eval()
+
+
+def test_decoder_does_not_see_the_future():
+    model = tiny_model()
+    src = torch.randint(4, 11, (2, 6))
+    tgt = torch.randint(4, 13, (2, 8))
+    changed = tgt.clone()
+    changed[:, 5:] = torch.randint(4, 13, (2, 3))
+    with torch.no_grad():
+        a, b = model(src, tgt), model(src, changed)
+        torch.testing.assert_close(a[:, :5], b[:, :5])        # positions < 5 unaffected
+        c, d = model(src, tgt, causal=False), model(src, changed, causal=False)
+    assert not torch.allclose(c[:, :5], d[:, :5])              # without the mask they are
+
+
+def test_padding_does_not_change_the_real_tokens():
+    model = tiny_model()
+    src = torch.tensor([[5, 6, 7, 2]])
+    padded = torch.tensor([[5, 6, 7, 2, 0, 0, 0]])
+    tgt = torch.tensor([[1, 8, 9]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(src, tgt), model(padded, tgt), atol=1e-5, rtol=1e-5)
+
+
+def test_attention_maps_have_one_tensor_per_layer():
+    model = tiny_model(num_encoder_layers=2, num_decoder_layers=3)
+    with torch.no_grad():
+        model(torch.randint(4, 11, (2, 6)), torch.randint(4, 13, (2, 5)), need_weights=True)
+    maps = model.attention_maps()
+    assert [m.shape for m in maps["encoder"]] == [(2, 4, 6, 6)] * 2
+    assert [m.shape for m in maps["decoder_self"]] == [(2, 4, 5, 5)] * 3
+    assert [m.shape for m in maps["decoder_cross"]] == [(2, 4, 5, 6)] * 3
+
+
+def copy_task_model():
+    """A model trained for a few seconds to copy its input: decoding must then work."""
+    torch.manual_seed(0)
+    config = TransformerConfig(src_vocab_size=10, tgt_vocab_size=10, d_model=32, num_heads=2, d_ff=64,
+                               dropout=0.0, max_len=16, num_encoder_layers=1, num_decoder_layers=1)
+    model = Seq2SeqTransformer(config)
+    g = torch.Generator().manual_seed(0)
+
+    def batches():
+        out = []
+        for _ in range(10):
+            lengths = torch.randint(1, 6, (64,), generator=g)
+            words = torch.randint(4, 10, (64, 6), generator=g)
+            src = torch.where(torch.arange(6) < lengths[:, None], words, 0)
+            src = torch.cat([src, torch.zeros(64, 1, dtype=torch.long)], 1)
+            src[torch.arange(64), lengths] = 2                        # <eos>
+            tgt_in = torch.cat([torch.ones(64, 1, dtype=torch.long), src[:, :-1]], 1)
+            tgt_in = torch.where(tgt_in == 2, 0, tgt_in)
+            out.append((src, tgt_in, src))
+        return out
+
+    loss = nn.CrossEntropyLoss(ignore_index=0)
+    train.fit(model, torch.optim.Adam(model.parameters(), lr=3e-3), batches,
+              lambda m, b: loss(m(b[0], b[1]).flatten(0, 1), b[2].flatten()), epochs=30, progress=False)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def copier():
+    return copy_task_model()
+
+
+def test_greedy_decoding_copies_and_stops_at_eos(copier):
+    src = torch.tensor([[5, 7, 9, 2, 0], [8, 2, 0, 0, 0]])
+    out = copier.greedy_decode(src, max_len=10)
+    assert out[0, :4].tolist() == [5, 7, 9, 2]
+    assert out[1, :2].tolist() == [8, 2]
+    assert torch.all(out[1, 2:] == 0)                       # <pad> after <eos>
+    assert out.shape[1] <= 4                                # stopped once every row ended
+
+
+def test_beam_search_with_beam_one_equals_greedy(copier):
+    g = torch.Generator().manual_seed(5)
+    src = torch.randint(4, 10, (16, 5), generator=g)
+    src[:, -1] = 2
+    torch.testing.assert_close(copier.beam_search(src, beam_size=1), copier.greedy_decode(src))
+
+
+def test_beam_search_never_scores_worse_than_greedy(copier):
+    g = torch.Generator().manual_seed(6)
+    src = torch.randint(4, 10, (16, 5), generator=g)
+    src[:, -1] = 2
+
+    def log_prob(output):
+        tgt_in = torch.cat([torch.ones(len(output), 1, dtype=torch.long), output[:, :-1]], 1)
+        with torch.no_grad():
+            lp = copier(src, tgt_in).log_softmax(-1).gather(2, output[..., None]).squeeze(-1)
+        return (lp * (output != 0)).sum(-1)
+
+    beam = copier.beam_search(src, beam_size=4, length_penalty=0.0)   # no length normalisation
+    greedy = copier.greedy_decode(src)
+    width = max(beam.shape[1], greedy.shape[1])
+    pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]))  # noqa: E731
+    assert torch.all(log_prob(pad(beam)) >= log_prob(pad(greedy)) - 1e-4)
+
+
+def test_bad_inputs_give_clear_errors():
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"src has 25 tokens but the positional table only 20"):
+        model.encode(torch.full((1, 25), 5))
+    with pytest.raises(ValueError, match=r"src holds token ids outside the vocabulary \[0, 11\)"):
+        model.encode(torch.tensor([[5, 11]]))
+    with pytest.raises(TypeError, match="src must hold integer token ids"):
+        model.encode(torch.rand(1, 3))
+    with pytest.raises(ValueError, match="same batch size"):
+        model(torch.full((2, 3), 5), torch.full((3, 3), 5))
+    with pytest.raises(ValueError, match="beam_size must be a positive integer"):
+        model.beam_search(torch.full((1, 3), 5), beam_size=0)
+
+
+def test_number_translation_data():
+    task = data.make_number_translation(n_train=300, n_test=50, max_number=5000, small_numbers=100, seed=0)
+    train_numbers = {s for s, _ in task.train_pairs}
+    assert not train_numbers & {s for s, _ in task.test_pairs}          # held out
+    assert ("seventy-one", "soixante et onze") in task.train_pairs + task.test_pairs
+    for english, french in task.train_pairs[:50]:
+        assert data.detokenize(data.tokenize(french)) == french
+        assert data.detokenize(data.tokenize(english)) == english
+    src, tgt_in, tgt_out = task.batches(task.train_pairs, 16)[0]
+    assert (tgt_in[:, 0] == data.Vocab.BOS).all()
+    torch.testing.assert_close(tgt_in[:, 1:], torch.where(tgt_out[:, :-1] == data.Vocab.EOS, 0, tgt_out[:, :-1]))
+    back = task.decode_target(tgt_out)
+    assert back == [t for _, t in task.train_pairs[:16]]
+    with pytest.raises(ValueError, match="must not exceed max_number"):
+        data.make_number_translation(n_train=90, n_test=20, max_number=100)
+
+
+def test_schedules():
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    noam = train.warmup_inverse_sqrt(opt, d_model=64, warmup_steps=4)
+    rates = []
+    for _ in range(10):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step(), noam.step()
+    assert rates.index(max(rates)) == 3                          # peak at the end of warm-up
+    assert rates[3] == pytest.approx(64 ** -0.5 * 4 ** -0.5)
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
+    cosine = train.warmup_cosine(opt, warmup_steps=2, total_steps=10)
+    rates = []
+    for _ in range(11):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step(), cosine.step()
+    assert rates[0] == pytest.approx(1.0) and rates[1] == pytest.approx(2.0) and rates[10] == pytest.approx(0.0)
