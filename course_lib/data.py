@@ -149,6 +149,7 @@ class TranslationTask:
     """Sentence pairs (source, target) split into train and test, with their vocabularies."""
 
     train_pairs: list[tuple[str, str]]
+    valid_pairs: list[tuple[str, str]]
     test_pairs: list[tuple[str, str]]
     src_vocab: Vocab
     tgt_vocab: Vocab
@@ -186,36 +187,39 @@ class TranslationTask:
         return out
 
     def __repr__(self) -> str:
-        return (f"TranslationTask({len(self.train_pairs)} training pairs, {len(self.test_pairs)} test pairs, "
-                f"vocabularies {len(self.src_vocab)} -> {len(self.tgt_vocab)})")
+        return (f"TranslationTask({len(self.train_pairs)} training, {len(self.valid_pairs)} validation and "
+                f"{len(self.test_pairs)} test pairs; vocabularies {len(self.src_vocab)} -> {len(self.tgt_vocab)})")
 
 
 def make_number_translation(n_train: int = 20_000, n_test: int = 1_000, max_number: int = 100_000,
-                            small_numbers: int = 1_000, seed: int = 0) -> TranslationTask:
+                            small_numbers: int = 1_000, n_valid: int = 500,
+                            seed: int = 0) -> TranslationTask:
     """English number words -> French number words, e.g. "seventy-one" -> "soixante et onze".
 
     The pool of numbers is every number below ``small_numbers`` plus distinct random numbers
-    below ``max_number``; it is shuffled and split, so the test numbers are never seen in
-    training. Vocabularies are built from the training sentences only. Needs ``num2words``.
+    below ``max_number``; it is shuffled and split into train, validation (for monitoring
+    training) and test, so validation and test numbers are never seen in training.
+    Vocabularies are built from the training sentences only. Needs ``num2words``.
     """
     from num2words import num2words
 
-    if n_train + n_test > max_number:
-        raise ValueError(f"n_train + n_test ({n_train + n_test}) must not exceed max_number ({max_number})")
-    if n_train < 1 or n_test < 1:
-        raise ValueError(f"n_train and n_test must be positive; got {n_train}, {n_test}")
+    total = n_train + n_valid + n_test
+    if total > max_number:
+        raise ValueError(f"n_train + n_valid + n_test ({total}) must not exceed max_number ({max_number})")
+    if n_train < 1 or n_test < 1 or n_valid < 0:
+        raise ValueError(f"n_train and n_test must be positive and n_valid >= 0; got {n_train}, {n_test}, {n_valid}")
     generator = torch.Generator().manual_seed(seed)
     small = list(range(min(small_numbers, max_number)))
     large = (torch.randperm(max_number - len(small), generator=generator) + len(small)).tolist()
-    pool = small + large[: max(0, n_train + n_test - len(small))]
-    pool = [pool[i] for i in torch.randperm(len(pool), generator=generator).tolist()]
-    numbers_train, numbers_test = pool[:n_train], pool[n_train:n_train + n_test]
+    pool = small + large[: max(0, total - len(small))]
+    pool = [pool[i] for i in torch.randperm(len(pool), generator=generator).tolist()][:total]
 
-    def pair(n: int) -> tuple[str, str]:
-        return num2words(n, lang="en"), num2words(n, lang="fr")
+    def pairs(numbers: list[int]) -> list[tuple[str, str]]:
+        return [(num2words(n, lang="en"), num2words(n, lang="fr")) for n in numbers]
 
-    train_pairs = [pair(n) for n in numbers_train]
-    test_pairs = [pair(n) for n in numbers_test]
-    return TranslationTask(train_pairs, test_pairs,
+    train_pairs = pairs(pool[:n_train])
+    valid_pairs = pairs(pool[n_train:n_train + n_valid])
+    test_pairs = pairs(pool[n_train + n_valid:])
+    return TranslationTask(train_pairs, valid_pairs, test_pairs,
                            Vocab(tokenize(s) for s, _ in train_pairs),
                            Vocab(tokenize(t) for _, t in train_pairs))

@@ -187,7 +187,12 @@ class Seq2SeqTransformer(nn.Module):
         self.encoder_norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
         self.output = nn.Linear(c.d_model, c.tgt_vocab_size)
+        # Embeddings start with coordinates of size 1/sqrt(d); times sqrt(d) they are of
+        # size 1, like the coordinates of the positional encoding they are added to.
         self.embedding_scale = math.sqrt(c.d_model)
+        for embedding in (self.src_embedding, self.tgt_embedding):
+            nn.init.normal_(embedding.weight, std=c.d_model ** -0.5)
+            embedding.weight.data[c.pad_id] = 0.0
 
     # -- checks -------------------------------------------------------------------------
     def _check_ids(self, name: str, ids: torch.Tensor, vocab_size: int) -> None:

@@ -178,9 +178,10 @@ def test_bad_inputs_give_clear_errors():
 
 
 def test_number_translation_data():
-    task = data.make_number_translation(n_train=300, n_test=50, max_number=5000, small_numbers=100, seed=0)
+    task = data.make_number_translation(n_train=300, n_test=50, n_valid=20, max_number=5000, small_numbers=100, seed=0)
     train_numbers = {s for s, _ in task.train_pairs}
-    assert not train_numbers & {s for s, _ in task.test_pairs}          # held out
+    assert not train_numbers & {s for s, _ in task.test_pairs + task.valid_pairs}   # held out
+    assert len(task.test_pairs) == 50 and len(task.valid_pairs) == 20
     assert ("seventy-one", "soixante et onze") in task.train_pairs + task.test_pairs
     for english, french in task.train_pairs[:50]:
         assert data.detokenize(data.tokenize(french)) == french
@@ -191,7 +192,7 @@ def test_number_translation_data():
     back = task.decode_target(tgt_out)
     assert back == [t for _, t in task.train_pairs[:16]]
     with pytest.raises(ValueError, match="must not exceed max_number"):
-        data.make_number_translation(n_train=90, n_test=20, max_number=100)
+        data.make_number_translation(n_train=90, n_test=20, n_valid=0, max_number=100)
 
 
 def test_schedules():
