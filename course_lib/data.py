@@ -187,8 +187,8 @@ class TranslationTask:
         return out
 
     def __repr__(self) -> str:
-        return (f"TranslationTask({len(self.train_pairs)} training, {len(self.valid_pairs)} validation and "
-                f"{len(self.test_pairs)} test pairs; vocabularies {len(self.src_vocab)} -> {len(self.tgt_vocab)})")
+        return (f"TranslationTask(train {len(self.train_pairs)}, valid {len(self.valid_pairs)}, "
+                f"test {len(self.test_pairs)}; vocab {len(self.src_vocab)} -> {len(self.tgt_vocab)})")
 
 
 def make_number_translation(n_train: int = 20_000, n_test: int = 1_000, max_number: int = 100_000,

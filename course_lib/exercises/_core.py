@@ -186,7 +186,7 @@ def check(exercise_id: str, fn: Callable, *, verbose: bool = True) -> bool:
         try:
             got = exercise.run(fn, case.make_args())
         except NotImplementedError:
-            say(f"· {exercise_id}: {NOT_ATTEMPTED}. Fill in the function, then run this cell again.")
+            say(f"· {exercise_id}: {NOT_ATTEMPTED} (fill in the function, run again).")
             return False
         except Exception as error:  # the learner's bug, reported rather than raised
             where = traceback.extract_tb(error.__traceback__)[-1]
