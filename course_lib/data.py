@@ -11,9 +11,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import torch
+import math
 
-__all__ = ["Regression1D", "true_regression_function", "make_regression_1d", "make_face_scene",
+import torch
+import torch.nn.functional as F
+
+__all__ = ["ImageSplit", "load_digits_images", "random_affine", "load_fashion_mnist",
+           "Regression1D", "true_regression_function", "make_regression_1d", "make_face_scene",
            "tokenize", "detokenize", "Vocab", "TranslationTask", "make_number_translation"]
 
 # ---------------------------------------------------------------------------
@@ -223,3 +227,95 @@ def make_number_translation(n_train: int = 20_000, n_test: int = 1_000, max_numb
     return TranslationTask(train_pairs, valid_pairs, test_pairs,
                            Vocab(tokenize(s) for s, _ in train_pairs),
                            Vocab(tokenize(t) for _, t in train_pairs))
+
+
+# ---------------------------------------------------------------------------
+# Chapters 5-7: small images (scikit-learn's digits, offline; Fashion-MNIST, optional)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ImageSplit:
+    """Images (N, C, H, W) in [0, 1] with integer labels (N,), split into train and test."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    name: str = "images"
+
+    def __repr__(self) -> str:
+        return (f"ImageSplit({self.name}: {len(self.x_train)} train, {len(self.x_test)} test, "
+                f"images {tuple(self.x_train.shape[1:])})")
+
+    def subset(self, fraction: float, seed: int = 0) -> "ImageSplit":
+        """A stratified fraction of the training set (the test set is kept whole)."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1]; got {fraction}")
+        if fraction == 1:
+            return self
+        from sklearn.model_selection import train_test_split
+
+        keep, _ = train_test_split(torch.arange(len(self.y_train)).numpy(), train_size=fraction,
+                                   stratify=self.y_train.numpy(), random_state=seed)
+        keep = torch.as_tensor(keep)
+        return ImageSplit(self.x_train[keep], self.y_train[keep], self.x_test, self.y_test,
+                          f"{self.name}, {fraction:.0%} of train")
+
+
+def load_digits_images(size: int = 16, test_fraction: float = 0.2, seed: int = 0) -> ImageSplit:
+    """scikit-learn's bundled 8 x 8 handwritten digits (1797 images, no download), scaled
+    to [0, 1], upsampled (bilinear) to ``size`` x ``size``, split with stratification."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be an integer >= 8; got {size!r}")
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0     # (N, 1, 8, 8)
+    if size != 8:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    labels = torch.tensor(digits.target, dtype=torch.long)
+    train_idx, test_idx = train_test_split(torch.arange(len(labels)).numpy(), test_size=test_fraction,
+                                           stratify=labels.numpy(), random_state=seed)
+    train_idx, test_idx = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
+    return ImageSplit(images[train_idx].clamp(0, 1), labels[train_idx],
+                      images[test_idx].clamp(0, 1), labels[test_idx], f"digits {size}x{size}")
+
+
+def random_affine(images: torch.Tensor, rotation: float = 15.0, translate: float = 0.1,
+                  scale: tuple[float, float] = (0.9, 1.1),
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random rotation (degrees), translation (fraction of the size) and scale per image,
+    for a whole batch at once (``affine_grid`` + ``grid_sample``; empty areas are 0)."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError(f"images must be a (batch, channels, height, width) tensor; got "
+                         f"{getattr(images, 'shape', type(images))}")
+    b, device = images.shape[0], images.device
+
+    def uniform(low, high):
+        return low + (high - low) * torch.rand(b, generator=generator).to(device)
+
+    angle = uniform(-rotation, rotation) * math.pi / 180
+    zoom = uniform(*scale)
+    shift_x, shift_y = uniform(-translate, translate) * 2, uniform(-translate, translate) * 2
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift_x], -1),
+                         torch.stack([sin, cos, shift_y], -1)], 1)              # (B, 2, 3)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
+
+
+def load_fashion_mnist(root: str, download: bool = False) -> ImageSplit:
+    """Fashion-MNIST (28 x 28 grey, 60 000 + 10 000 images) through torchvision, for the full
+    profile. ``download=True`` needs the network; otherwise the files must already be in
+    ``root`` in torchvision's layout (``root/FashionMNIST/raw/*-ubyte``)."""
+    from torchvision.datasets import FashionMNIST
+
+    def load(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        dataset = FashionMNIST(root, train=train, download=download)
+        return dataset.data[:, None].float() / 255.0, dataset.targets.long()
+
+    x_train, y_train = load(True)
+    x_test, y_test = load(False)
+    return ImageSplit(x_train, y_train, x_test, y_test, "Fashion-MNIST 28x28")

@@ -279,3 +279,50 @@ def test_padding_mask_checker(wrong, message, capsys):
     passed, out = run("ex-padding-mask", wrong, capsys)
     assert not passed
     assert message in out, out
+
+
+# --- chapter 5 ------------------------------------------------------------------
+
+def patchify_right(images, p):
+    b, c, h, w = images.shape
+    if h % p or w % p:
+        raise ValueError("H and W must be divisible by P")
+    patches = []
+    for row in range(h // p):
+        for col in range(w // p):
+            block = images[:, :, row * p:(row + 1) * p, col * p:(col + 1) * p]    # (B, C, P, P)
+            patches.append(block.permute(0, 2, 3, 1).reshape(b, -1))             # (P, P, C) order
+    return torch.stack(patches, dim=1)
+
+
+def patchify_column_major(images, p):
+    b, c, h, w = images.shape
+    patches = [images[:, :, r * p:(r + 1) * p, q * p:(q + 1) * p].permute(0, 2, 3, 1).reshape(b, -1)
+               for q in range(w // p) for r in range(h // p)]
+    return torch.stack(patches, dim=1)
+
+
+def patchify_channels_first(images, p):
+    b, c, h, w = images.shape
+    patches = [images[:, :, r * p:(r + 1) * p, q * p:(q + 1) * p].reshape(b, -1)
+               for r in range(h // p) for q in range(w // p)]
+    return torch.stack(patches, dim=1)
+
+
+def patchify_cropping(images, p):
+    h, w = images.shape[-2:]
+    return patchify_right(images[..., : h // p * p, : w // p * p], p)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (patchify_column_major, "column-major"),
+    (patchify_channels_first, "channels are flattened in the wrong place"),
+    (patchify_cropping, "silently cropped"),
+    (lambda images, p: patchify_right(images, p).transpose(1, 2), "has shape"),
+])
+def test_patchify_checker(wrong, message, capsys):
+    passed, out = run("ex-patchify", patchify_right, capsys)
+    assert passed, out
+    passed, out = run("ex-patchify", wrong, capsys)
+    assert not passed
+    assert message in out, out

@@ -12,10 +12,13 @@ D, H, FF = 32, 4, 64
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
-def test_encoder_block_equals_pytorch(norm_first):
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_encoder_block_equals_pytorch(norm_first, activation):
     torch.manual_seed(0)
-    theirs = nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
-    ours = EncoderBlock(D, H, FF, dropout=0.0, norm_first=norm_first).load_from_torch(theirs).eval()
+    theirs = nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, batch_first=True, norm_first=norm_first,
+                                        activation=activation).eval()
+    ours = EncoderBlock(D, H, FF, dropout=0.0, norm_first=norm_first,
+                        activation=activation).load_from_torch(theirs).eval()
     x = torch.randn(3, 7, D)
     real = padding_mask(torch.tensor([7, 4, 6]), 7)
     with torch.no_grad():

@@ -27,10 +27,12 @@ NOT_ATTEMPTED = "not attempted yet"
 @dataclass
 class Case:
     """One input to try. ``make_args()`` builds fresh arguments every call (seeded, so
-    the reference and the learner see identical inputs)."""
+    the reference and the learner see identical inputs). ``raises``: the exception a
+    correct function must raise on this input (e.g. ``ValueError`` for a bad shape)."""
 
     description: str
     make_args: Callable[[], tuple]
+    raises: type[Exception] | None = None
 
 
 @dataclass
@@ -182,24 +184,37 @@ def check(exercise_id: str, fn: Callable, *, verbose: bool = True) -> bool:
         return False
 
     for number, case in enumerate(exercise.cases, start=1):
-        expected = exercise.run(exercise.reference, case.make_args())
+        label = f"{exercise_id}, case {number} of {len(exercise.cases)} ({case.description})"
         try:
             got = exercise.run(fn, case.make_args())
         except NotImplementedError:
             say(f"· {exercise_id}: {NOT_ATTEMPTED} (fill in the function, run again).")
             return False
-        except Exception as error:  # the learner's bug, reported rather than raised
-            where = traceback.extract_tb(error.__traceback__)[-1]
-            say(f"✗ {exercise_id}, case {number} ({case.description}): your function raised "
-                f"{type(error).__name__}: {error}  [line {where.lineno}: {where.line}]")
+        except Exception as error:  # the learner's bug (or the wanted error), reported not raised
+            if case.raises is not None and isinstance(error, case.raises):
+                continue
+            location = traceback.extract_tb(error.__traceback__)[-1]
+            expected = f"; it should raise {case.raises.__name__}" if case.raises else ""
+            say(f"✗ {label}: your function raised {type(error).__name__}: {error}{expected}  "
+                f"[line {location.lineno}: {location.line}]")
             return False
         if got is None and exercise.none_means_unattempted:
             say(f"· {exercise_id}: {NOT_ATTEMPTED} (your function returned None).")
             return False
+        if case.raises is not None:
+            lines = [f"✗ {label}:"]
+            diagnosis = _diagnose(exercise, case, got)
+            if diagnosis:
+                lines.append(f"  Likely mistake: {diagnosis}")
+            lines.append(f"  Detail: this input must raise {case.raises.__name__}; your function "
+                         f"returned a {_describe(got)}")
+            say("\n".join(lines))
+            return False
+        expected = exercise.run(exercise.reference, case.make_args())
         problem = exercise.problem(expected, got, case.make_args())
         if problem:
             diagnosis = _diagnose(exercise, case, got)
-            lines = [f"✗ {exercise_id}, case {number} of {len(exercise.cases)} ({case.description}):"]
+            lines = [f"✗ {label}:"]
             if diagnosis:
                 lines.append(f"  Likely mistake: {diagnosis}")
             lines.append(f"  Detail: {problem}")

@@ -1,0 +1,63 @@
+"""Small convolutional networks: the baseline of chapter 5, the backbone of chapter 6 and
+the encoder of chapter 7.
+
+A :class:`SmallCNN` is a stack of 3x3 convolution blocks (conv, normalisation, ReLU),
+halving the resolution after every block but the first, then global average pooling
+and a linear head. ``feature_map`` returns the last block's output for detection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ._checks import check_tensor
+
+__all__ = ["conv_block", "SmallCNN"]
+
+
+def conv_block(in_channels: int, out_channels: int, downsample: bool,
+               norm: Callable[[int], nn.Module] = nn.BatchNorm2d) -> nn.Sequential:
+    """3x3 conv -> norm -> ReLU (-> 2x2 max-pool if ``downsample``)."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                               norm(out_channels), nn.ReLU(inplace=True)]
+    if downsample:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class SmallCNN(nn.Module):
+    """Conv blocks of the given ``widths`` (resolution halved after each block but the
+    first: stride 2^(len(widths)-1)), global average pooling, a linear head.
+
+    ``norm`` builds the normalisation layer from a channel count (BatchNorm by default).
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10,
+                 widths: Sequence[int] = (32, 64, 128),
+                 norm: Callable[[int], nn.Module] = nn.BatchNorm2d):
+        super().__init__()
+        if not widths:
+            raise ValueError("widths must list at least one channel count")
+        blocks, channels = [], in_channels
+        for i, width in enumerate(widths):
+            blocks.append(conv_block(channels, width, downsample=i > 0, norm=norm))
+            channels = width
+        self.blocks = nn.Sequential(*blocks)
+        self.out_channels = channels
+        self.stride = 2 ** (len(widths) - 1)
+        self.head = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
+
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, widths[-1], H / stride, W / stride)."""
+        check_tensor("images", images, ndim=4, expected="(batch, channels, height, width)")
+        return self.blocks(images)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, widths[-1]): the globally average-pooled feature map."""
+        return self.feature_map(images).mean(dim=(2, 3))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))
