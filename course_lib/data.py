@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["ImageSplit", "load_digits_images", "random_affine", "load_fashion_mnist",
+           "DetectionSet", "make_digit_canvases", "digit_detection_data",
            "Regression1D", "true_regression_function", "make_regression_1d", "make_face_scene",
            "tokenize", "detokenize", "Vocab", "TranslationTask", "make_number_translation"]
 
@@ -319,3 +320,100 @@ def load_fashion_mnist(root: str, download: bool = False) -> ImageSplit:
     x_train, y_train = load(True)
     x_test, y_test = load(False)
     return ImageSplit(x_train, y_train, x_test, y_test, "Fashion-MNIST 28x28")
+
+
+# ---------------------------------------------------------------------------
+# Chapter 6: canvases with several digits, for detection
+# ---------------------------------------------------------------------------
+
+INK_THRESHOLD = 0.25  # a pixel brighter than this (of a digit scaled to [0, 1]) is ink
+
+
+@dataclass
+class DetectionSet:
+    """Canvases (N, 1, S, S) in [0, 1] and, per canvas, ``labels`` (M,) and ``boxes`` (M, 4)
+    as normalised (cx, cy, w, h) -- DETR's target format."""
+
+    images: torch.Tensor
+    targets: list[dict[str, torch.Tensor]]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __repr__(self) -> str:
+        objects = sum(len(t["labels"]) for t in self.targets)
+        return f"DetectionSet({len(self)} canvases {tuple(self.images.shape[-2:])}, {objects} objects)"
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None):
+        """(images, targets) batches; shuffled if a generator is given."""
+        order = torch.randperm(len(self), generator=generator) if generator else torch.arange(len(self))
+        for start in range(0, len(self), batch_size):
+            idx = order[start:start + batch_size]
+            yield self.images[idx], [self.targets[i] for i in idx.tolist()]
+
+
+def make_digit_canvases(n: int, digit_images: torch.Tensor, digit_labels: torch.Tensor,
+                        canvas_size: int = 64, min_size: int = 10, max_size: int = 24,
+                        min_objects: int = 1, max_objects: int = 4, noise: float = 0.05,
+                        seed: int = 0) -> DetectionSet:
+    """Paste 1-4 digits (from ``digit_images`` (K, 8, 8) in [0, 1]) at random positions and
+    sizes on dark canvases, without overlap (1 pixel apart at least), add Gaussian noise.
+
+    Each box is *tight*: the smallest pixel-aligned box containing the digit's ink
+    (pixels > ``INK_THRESHOLD`` after resizing), not the pasted square.
+    """
+    if digit_images.dim() != 3:
+        raise ValueError(f"digit_images must be (K, height, width); got {tuple(digit_images.shape)}")
+    if not 1 <= min_objects <= max_objects:
+        raise ValueError(f"need 1 <= min_objects <= max_objects; got {min_objects}, {max_objects}")
+    if max_size > canvas_size:
+        raise ValueError(f"max_size ({max_size}) must fit in the canvas ({canvas_size})")
+    g = torch.Generator().manual_seed(seed)
+
+    def randint(low: int, high: int) -> int:          # inclusive
+        return int(torch.randint(low, high + 1, (1,), generator=g))
+
+    images = torch.zeros(n, 1, canvas_size, canvas_size)
+    targets = []
+    for i in range(n):
+        placed: list[tuple[int, int, int]] = []        # (x, y, size) of pasted squares
+        labels, boxes = [], []
+        for _ in range(randint(min_objects, max_objects)):
+            for _attempt in range(100):
+                size = randint(min_size, max_size)
+                x, y = randint(0, canvas_size - size), randint(0, canvas_size - size)
+                if all(x + size + 1 <= px or px + ps + 1 <= x or y + size + 1 <= py or py + ps + 1 <= y
+                       for px, py, ps in placed):
+                    break
+            else:
+                continue                               # no room left on this canvas
+            k = randint(0, len(digit_labels) - 1)
+            digit = F.interpolate(digit_images[k][None, None], size=(size, size), mode="bilinear",
+                                  align_corners=False)[0, 0].clamp(0, 1)
+            ink = digit > INK_THRESHOLD
+            rows, cols = ink.any(1).nonzero().flatten(), ink.any(0).nonzero().flatten()
+            if len(rows) == 0:
+                continue
+            images[i, 0, y:y + size, x:x + size] = torch.maximum(images[i, 0, y:y + size, x:x + size], digit)
+            x1, x2 = x + cols[0].item(), x + cols[-1].item() + 1
+            y1, y2 = y + rows[0].item(), y + rows[-1].item() + 1
+            boxes.append([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+            labels.append(int(digit_labels[k]))
+            placed.append((x, y, size))
+        targets.append({"labels": torch.tensor(labels, dtype=torch.long),
+                        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4) / canvas_size})
+    if noise:
+        images = (images + noise * torch.randn(images.shape, generator=g)).clamp(0, 1)
+    return DetectionSet(images, targets)
+
+
+def digit_detection_data(n_train: int = 4000, n_test: int = 500, canvas_size: int = 64,
+                         max_objects: int = 4, seed: int = 0, **kwargs) -> tuple[DetectionSet, DetectionSet]:
+    """Train and test canvases built from **disjoint** digit images (a stratified split of
+    scikit-learn's digits), so that test canvases show handwriting never seen in training."""
+    split = load_digits_images(8, test_fraction=0.3, seed=seed)
+    train = make_digit_canvases(n_train, split.x_train[:, 0], split.y_train, canvas_size,
+                                max_objects=max_objects, seed=seed, **kwargs)
+    test = make_digit_canvases(n_test, split.x_test[:, 0], split.y_test, canvas_size,
+                               max_objects=max_objects, seed=seed + 1, **kwargs)
+    return train, test

@@ -326,3 +326,82 @@ def test_patchify_checker(wrong, message, capsys):
     passed, out = run("ex-patchify", wrong, capsys)
     assert not passed
     assert message in out, out
+
+
+# --- chapter 6 ------------------------------------------------------------------
+
+def cxcywh_right(b):
+    return torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2], dim=-1)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda b: torch.cat([b[..., :2] - b[..., 2:], b[..., :2] + b[..., 2:]], -1), "not halved"),
+    (lambda b: torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:]], -1), "halved in the wrong place"),
+    (lambda b: torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., 2:]], -1), "(x1, y1, w, h)"),
+])
+def test_box_convert_checker(wrong, message, capsys):
+    passed, out = run("ex-box-convert", cxcywh_right, capsys)
+    assert passed, out
+    passed, out = run("ex-box-convert", wrong, capsys)
+    assert not passed
+    assert message in out, out
+
+
+def giou_right(a, b):
+    out = torch.zeros(len(a), len(b))
+    for i, (ax1, ay1, ax2, ay2) in enumerate(a.tolist()):
+        for j, (bx1, by1, bx2, by2) in enumerate(b.tolist()):
+            inter = max(0, min(ax2, bx2) - max(ax1, bx1)) * max(0, min(ay2, by2) - max(ay1, by1))
+            union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+            hull = (max(ax2, bx2) - min(ax1, bx1)) * (max(ay2, by2) - min(ay1, by1))
+            out[i, j] = inter / union - (hull - union) / hull
+    return out
+
+
+def iou_only(a, b):
+    return torch.tensor([[max(0, min(ax2, bx2) - max(ax1, bx1)) * max(0, min(ay2, by2) - max(ay1, by1))
+                          / ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)
+                             - max(0, min(ax2, bx2) - max(ax1, bx1)) * max(0, min(ay2, by2) - max(ay1, by1)))
+                          for bx1, by1, bx2, by2 in b.tolist()] for ax1, ay1, ax2, ay2 in a.tolist()])
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (iou_only, "plain IoU"),
+    (lambda a, b: giou_right(b, a), "transposed"),
+])
+def test_giou_checker(wrong, message, capsys):
+    passed, out = run("ex-giou", giou_right, capsys)
+    assert passed, out
+    passed, out = run("ex-giou", wrong, capsys)
+    assert not passed
+    assert message in out, out
+
+
+def greedy(cost):
+    cost = cost.clone()
+    pairs = []
+    for _ in range(min(cost.shape)):
+        r, c = divmod(int(cost.argmin()), cost.shape[1])
+        pairs.append((r, c))
+        cost[r], cost[:, c] = float("inf"), float("inf")
+    pairs.sort()
+    return torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+
+
+def scipy_match(cost):
+    from scipy.optimize import linear_sum_assignment
+    rows, cols = linear_sum_assignment(cost.numpy())
+    return torch.tensor(rows), torch.tensor(cols)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (greedy, "greedy"),
+    (lambda cost: (torch.tensor([0, 0]), torch.tensor([0, 1])), "one-to-one"),
+    (lambda cost: scipy_match(cost)[0][:1], "tuple (rows, cols)"),
+])
+def test_hungarian_checker(wrong, message, capsys):
+    passed, out = run("ex-hungarian", scipy_match, capsys)
+    assert passed, out
+    passed, out = run("ex-hungarian", wrong, capsys)
+    assert not passed
+    assert message in out, out
