@@ -29,25 +29,30 @@ def conv_block(in_channels: int, out_channels: int, downsample: bool,
 
 
 class SmallCNN(nn.Module):
-    """Conv blocks of the given ``widths`` (resolution halved after each block but the
-    first: stride 2^(len(widths)-1)), global average pooling, a linear head.
+    """Conv blocks of the given ``widths``, global average pooling, a linear head.
 
-    ``norm`` builds the normalisation layer from a channel count (BatchNorm by default).
+    ``downsample`` says which blocks halve the resolution (default: all but the first);
+    the feature map's stride is 2 ** (number of downsampling blocks). ``norm`` builds the
+    normalisation layer from a channel count (BatchNorm by default).
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10,
                  widths: Sequence[int] = (32, 64, 128),
-                 norm: Callable[[int], nn.Module] = nn.BatchNorm2d):
+                 norm: Callable[[int], nn.Module] = nn.BatchNorm2d,
+                 downsample: Sequence[bool] | None = None):
         super().__init__()
         if not widths:
             raise ValueError("widths must list at least one channel count")
+        downsample = [i > 0 for i in range(len(widths))] if downsample is None else list(downsample)
+        if len(downsample) != len(widths):
+            raise ValueError(f"downsample needs one flag per block ({len(widths)}); got {len(downsample)}")
         blocks, channels = [], in_channels
-        for i, width in enumerate(widths):
-            blocks.append(conv_block(channels, width, downsample=i > 0, norm=norm))
+        for width, halve in zip(widths, downsample):
+            blocks.append(conv_block(channels, width, downsample=halve, norm=norm))
             channels = width
         self.blocks = nn.Sequential(*blocks)
         self.out_channels = channels
-        self.stride = 2 ** (len(widths) - 1)
+        self.stride = 2 ** sum(downsample)
         self.head = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
 
     def feature_map(self, images: torch.Tensor) -> torch.Tensor:

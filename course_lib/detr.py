@@ -11,7 +11,8 @@ Read top to bottom:
 4. :func:`sine_position_encoding_2d`: DETR's 2-D sine positional encoding;
 5. :class:`DETR`: CNN backbone -> 1x1 projection -> encoder -> decoder with N learned
    object queries -> class head (+ no-object) and box head;
-6. :func:`postprocess`: scores, labels and pixel boxes for evaluation.
+6. :func:`postprocess`: scores, labels and pixel boxes; :func:`mean_average_precision`
+   (COCO mAP through ``torchmetrics``).
 
 Boxes are normalised to [0, 1]; predictions are (cx, cy, w, h) like DETR's.
 """
@@ -32,7 +33,7 @@ from .transformer import DecoderBlock, EncoderBlock
 
 __all__ = ["box_cxcywh_to_xyxy", "box_xyxy_to_cxcywh", "box_iou", "generalized_box_iou",
            "HungarianMatcher", "SetCriterion", "sine_position_encoding_2d", "DETRConfig", "DETR",
-           "postprocess"]
+           "postprocess", "mean_average_precision"]
 
 # ---------------------------------------------------------------------------
 # 1. Boxes
@@ -117,18 +118,25 @@ class HungarianMatcher(nn.Module):
     def forward(self, outputs: dict, targets: list[dict]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """outputs: ``pred_logits`` (B, N, K+1), ``pred_boxes`` (B, N, 4); targets: B dicts with
         ``labels`` (M_b,) and ``boxes`` (M_b, 4). Returns per image (prediction indices,
-        object indices), each of length M_b."""
+        object indices), each of length M_b.
+
+        The costs of the whole batch are computed at once -- every prediction against every
+        object of every image -- and then cut into one block per image for the solver."""
         logits, boxes = outputs["pred_logits"], outputs["pred_boxes"]
         if len(targets) != logits.shape[0]:
             raise ValueError(f"targets has {len(targets)} images but the outputs {logits.shape[0]}")
+        batch, n = logits.shape[:2]
+        all_targets = {"labels": torch.cat([t["labels"] for t in targets]),
+                       "boxes": torch.cat([t["boxes"] for t in targets])}
+        sizes = [len(t["labels"]) for t in targets]
+        empty = torch.empty(0, dtype=torch.long)
+        if sum(sizes) == 0:
+            return [(empty, empty) for _ in targets]
+        cost = self.cost_matrix(logits.flatten(0, 1), boxes.flatten(0, 1), all_targets)
+        blocks = cost.view(batch, n, -1).cpu().split(sizes, dim=-1)     # B x (N, M_b)
         matches = []
-        for b, target in enumerate(targets):
-            if len(target["labels"]) == 0:
-                empty = torch.empty(0, dtype=torch.long)
-                matches.append((empty, empty))
-                continue
-            cost = self.cost_matrix(logits[b], boxes[b], target).cpu()
-            rows, cols = linear_sum_assignment(cost.numpy())
+        for b, block in enumerate(blocks):
+            rows, cols = linear_sum_assignment(block[b].numpy()) if sizes[b] else ([], [])
             matches.append((torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)))
         return matches
 
@@ -270,6 +278,7 @@ class DETR(nn.Module):
         memory = features.flatten(2).transpose(1, 2) + positions              # (B, H'W', D)
         for block in self.encoder:
             memory = block(memory, need_weights=need_weights)
+        memory = memory + positions             # positions again, so queries can find places
         y = self.query_embedding.expand(b, -1, -1)                            # (B, N, D)
         layer_outputs = []
         for block in self.decoder:                     # no causal mask: queries see each other
@@ -295,3 +304,24 @@ def postprocess(outputs: dict, image_size: int | tuple[int, int]) -> list[dict]:
     scale = torch.tensor([width, height, width, height], device=scores.device)
     boxes = box_cxcywh_to_xyxy(outputs["pred_boxes"]) * scale
     return [{"scores": s, "labels": l, "boxes": bx} for s, l, bx in zip(scores, labels, boxes)]
+
+
+@torch.no_grad()
+def mean_average_precision(model: nn.Module, dataset, image_size: int, batch_size: int = 100,
+                           device: torch.device | str | None = None) -> dict[str, float]:
+    """COCO-style mAP of ``model`` on a :class:`~course_lib.data.DetectionSet`, computed by
+    ``torchmetrics.detection.MeanAveragePrecision``: ``map_50`` (IoU threshold 0.5) and
+    ``map`` (averaged over IoU thresholds 0.5, 0.55, ..., 0.95)."""
+    from torchmetrics.detection import MeanAveragePrecision
+
+    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox")
+    was_training = model.training
+    model.eval()
+    for images, targets in dataset.batches(batch_size):
+        predictions = postprocess(model(images.to(device) if device else images), image_size)
+        truths = [{"labels": t["labels"], "boxes": box_cxcywh_to_xyxy(t["boxes"]) * image_size}
+                  for t in targets]
+        metric.update([{k: v.cpu() for k, v in p.items()} for p in predictions], truths)
+    model.train(was_training)
+    result = metric.compute()
+    return {"map_50": result["map_50"].item(), "map": result["map"].item()}

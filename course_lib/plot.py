@@ -1,4 +1,4 @@
-"""One look across the book: a matplotlib style, attention heatmaps and curves.
+"""One look across the book: a matplotlib style, attention heatmaps, curves and boxes.
 
 Every attention-weight picture in the book goes through :func:`show_heatmaps`
 (queries on the vertical axis, keys on the horizontal one, darker = more weight),
@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import matplotlib
-
+import matplotlib.patches
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["use_style", "show_heatmaps", "plot_lines"]
+__all__ = ["use_style", "show_heatmaps", "plot_lines", "draw_boxes", "show_detections"]
 
 ATTENTION_CMAP = "Reds"
 
@@ -135,3 +135,44 @@ def plot_lines(x, ys: dict, *, xlabel: str = "", ylabel: str = "", title: str | 
     if len(ys) > 1:
         ax.legend()
     return ax
+
+
+def draw_boxes(ax, boxes, labels=None, scores=None, color: str = "C3", linestyle: str = "-",
+               linewidth: float = 1.5, fontsize: int = 8) -> None:
+    """Draw (x1, y1, x2, y2) pixel boxes on ``ax``, each with its label (and score)."""
+    boxes = _as_numpy(boxes).reshape(-1, 4)
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        ax.add_patch(matplotlib.patches.Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False,
+                                                  edgecolor=color, linestyle=linestyle,
+                                                  linewidth=linewidth))
+        text = "" if labels is None else str(int(labels[i]))
+        if scores is not None:
+            text += f" {float(scores[i]):.2f}"
+        if text:
+            ax.text(x1 - 0.5, y1 - 1.5, text.strip(), color=color, fontsize=fontsize,
+                    va="bottom", ha="left", fontweight="bold")
+
+
+def show_detections(images, detections, truths=None, ncols: int = 4, score_threshold: float = 0.5,
+                    titles=None, cell_size: float = 2.4):
+    """A grid of grey images with predicted boxes (red, with label and score) above
+    ``score_threshold`` and, if given, the true boxes (green, dashed). ``detections`` and
+    ``truths`` are lists of dicts with ``boxes`` (x1, y1, x2, y2 in pixels) and ``labels``."""
+    n = len(images)
+    rows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(rows, ncols, figsize=(cell_size * ncols, cell_size * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(_as_numpy(images[i]).squeeze(), cmap="gray", vmin=0, vmax=1)
+        if truths is not None:
+            draw_boxes(ax, truths[i]["boxes"], color="#2ca02c", linestyle="--", linewidth=1.0)
+        d = detections[i]
+        keep = _as_numpy(d["scores"]) >= score_threshold
+        draw_boxes(ax, _as_numpy(d["boxes"])[keep], _as_numpy(d["labels"])[keep],
+                   _as_numpy(d["scores"])[keep])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
