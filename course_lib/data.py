@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["ImageSplit", "load_digits_images", "random_affine", "load_fashion_mnist",
-           "DetectionSet", "make_digit_canvases", "digit_detection_data",
+           "DetectionSet", "make_digit_canvases", "digit_detection_data", "shifted_digits",
+           "CIFAR10_CLASSES", "load_cifar10",
            "Regression1D", "true_regression_function", "make_regression_1d", "make_face_scene",
            "tokenize", "detokenize", "Vocab", "TranslationTask", "make_number_translation"]
 
@@ -417,3 +418,62 @@ def digit_detection_data(n_train: int = 4000, n_test: int = 500, canvas_size: in
     test = make_digit_canvases(n_test, split.x_test[:, 0], split.y_test, canvas_size,
                                max_objects=max_objects, seed=seed + 1, **kwargs)
     return train, test
+
+
+# ---------------------------------------------------------------------------
+# Chapter 7: a harder view of the digits, and CIFAR-10 for the full profile
+# ---------------------------------------------------------------------------
+
+def shifted_digits(n_train: int = 1500, n_test: int = 500, canvas_size: int = 32,
+                   min_size: int = 12, max_size: int = 20, noise: float = 0.1,
+                   seed: int = 0) -> ImageSplit:
+    """One digit per noisy ``canvas_size`` canvas, at a random position and size: the same
+    handwriting as :func:`load_digits_images`, but where raw pixels no longer line up.
+    Train and test canvases use disjoint digit images (the same split as
+    ``load_digits_images(seed=seed)``)."""
+    split = load_digits_images(8, seed=seed)
+
+    def canvases(x, y, n, offset):
+        made = make_digit_canvases(n, x[:, 0], y, canvas_size, min_size=min_size, max_size=max_size,
+                                   min_objects=1, max_objects=1, noise=noise, seed=seed + offset)
+        return made.images, torch.stack([t["labels"][0] for t in made.targets])
+
+    x_train, y_train = canvases(split.x_train, split.y_train, n_train, 11)
+    x_test, y_test = canvases(split.x_test, split.y_test, n_test, 12)
+    return ImageSplit(x_train, y_train, x_test, y_test,
+                      f"shifted digits {canvas_size}x{canvas_size}")
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+
+
+def load_cifar10(root: str, download: bool = False) -> ImageSplit:
+    """CIFAR-10 (32 x 32 colour, 50 000 + 10 000 images), the MoCo CIFAR demo's data, for
+    chapter 7's full profile. Reads the "python version" pickles in
+    ``root/cifar-10-batches-py`` (``data_batch_1`` ... ``data_batch_5``, ``test_batch``);
+    ``download=True`` fetches them first through torchvision (needs the network)."""
+    import pickle
+    from pathlib import Path
+
+    if download:
+        from torchvision.datasets import CIFAR10
+
+        CIFAR10(root, train=True, download=True)
+    folder = Path(root) / "cifar-10-batches-py"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no CIFAR-10 in {folder}; pass download=True (needs the network) "
+                                "or unpack cifar-10-python.tar.gz into root")
+
+    def load(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = [], []
+        for name in names:
+            with open(folder / name, "rb") as file:
+                batch = pickle.load(file, encoding="bytes")
+            images.append(torch.as_tensor(batch[b"data"]).view(-1, 3, 32, 32))
+            labels.append(torch.as_tensor(batch[b"labels"]))
+        return torch.cat(images).float() / 255.0, torch.cat(labels).long()
+
+    x_train, y_train = load([f"data_batch_{i}" for i in range(1, 6)])
+    x_test, y_test = load(["test_batch"])
+    return ImageSplit(x_train, y_train, x_test, y_test, "CIFAR-10 32x32")

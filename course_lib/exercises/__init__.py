@@ -10,6 +10,6 @@ importing this package registers all of them.
 """
 
 from ._core import EXERCISES, Case, Exercise, Mistake, check, compare_outputs, register
-from . import detr, multihead, pooling, scoring, transformer, vit  # noqa: F401  (registers each chapter's exercises)
+from . import detr, moco, multihead, pooling, scoring, transformer, vit  # noqa: F401  (registers each chapter's exercises)
 
 __all__ = ["check", "EXERCISES", "Exercise", "Case", "Mistake", "compare_outputs", "register"]
