@@ -86,6 +86,13 @@ class TestNotebook:
         if "train.fit(" in everything:
             assert "train_seconds=" in text(cells(path, "code")[-1])
 
+    def test_every_figure_has_a_caption(self, path):
+        for cell in cells(path, "code"):
+            if "plt.show()" in text(cell):
+                assert text(cell).count("plt.show()") == 1, f"one figure per cell, so each gets its caption: {text(cell)[:80]!r}"
+                caption = cell["metadata"].get("mystnb", {}).get("figure", {}).get("caption", "")
+                assert len(caption) > 20, f"{path.name}: cell {cell.get('id')} draws a figure without a caption"
+
     def test_coding_exercises_have_stub_check_and_solution(self, path):
         code = [text(c) for c in cells(path, "code")]
         used = sorted(set(re.findall(r'check\("(ex-[a-z0-9-]+)"', "".join(code))))

@@ -8,7 +8,10 @@
    --overwrite``): each notebook is a test, a failing cell fails the build, and the
    outputs are written into the copy. Headline numbers go to ``COURSE_RESULTS_DIR``
    (default ``_book/results``); the profile is ``COURSE_PROFILE`` (default quick).
-3. Build the copy with ``jupyter-book build -W -n --keep-going`` (warnings are errors)
+3. When every notebook was executed, run the multi-head attention benchmark
+   (``benchmarks/mha_vs_torch.py``) into the results folder; then write the copy's
+   ``book/results.md`` from the results folder (``tools/results_page.py``).
+4. Build the copy with ``jupyter-book build -W -n --keep-going`` (warnings are errors)
    into ``_book/html``.
 
 Giving notebook stems (e.g. ``01_attention_pooling``) executes only those; the others
@@ -27,11 +30,14 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_page  # noqa: E402  (tools/ is not a package)
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_book"  # not "_build": nbmake skips any path with a "_build" part
 COPY = BUILD / "exec"
 HTML = BUILD / "html"
-COPIED = ["_config.yml", "_toc.yml", "references.bib", "book", "_static"]
+COPIED = ["_config.yml", "_toc.yml", "references.bib", "book", "_static", "_ext"]
 
 
 def prepare_copy() -> None:
@@ -102,6 +108,22 @@ def tidy_streams() -> None:
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
+def results_dir() -> Path:
+    return Path(os.environ.get("COURSE_RESULTS_DIR", BUILD / "results"))
+
+
+def run_benchmark() -> int:
+    results_dir().mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(ROOT / "benchmarks" / "mha_vs_torch.py"),
+               "--json", str(results_dir() / results_page.BENCHMARK), "--rounds", "5"]
+    print("$", " ".join(command), flush=True)
+    return subprocess.call(command, cwd=ROOT)
+
+
+def write_results_page() -> None:
+    (COPY / "book" / "results.md").write_text(results_page.render(results_dir()))
+
+
 def build_html() -> int:
     if HTML.exists():
         shutil.rmtree(HTML)
@@ -124,6 +146,12 @@ def main(argv: list[str]) -> int:
         print("Executing the notebooks failed; see above.")
         return status
     tidy_streams()
+    if not argv:
+        status = run_benchmark()
+        if status != 0:
+            print("The benchmark failed; see above.")
+            return status
+    write_results_page()
     status = build_html()
     print(f"build_book: {'ok' if status == 0 else 'FAILED'} in {time.perf_counter() - start:.0f} s")
     return status

@@ -1,0 +1,96 @@
+"""Fixtures for checking the built book in a real browser.
+
+Run after the book is built (``make test`` does both): a local HTTP server serves
+``_book/html`` (or ``$SITE_DIR``) and Playwright drives Debian's Chromium
+(``/usr/bin/chromium``, or ``$CHROMIUM``); no browser is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(os.environ.get("SITE_DIR", ROOT / "_book" / "html"))
+EXECUTED = ROOT / "_book" / "exec" / "book"      # the notebooks as executed for this build
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "_book" / "screenshots"))
+
+
+def toc_pages() -> list[str]:
+    """Every page of the book, as 'book/<stem>', in table-of-contents order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc["parts"]:
+        pages += [entry["file"] for entry in part["chapters"]]
+    return pages
+
+
+def chapter_pages() -> list[str]:
+    return [p for p in toc_pages() if (ROOT / f"{p}.ipynb").exists()]
+
+
+def executed_notebook(page: str) -> dict:
+    return json.loads((EXECUTED / f"{Path(page).name}.ipynb").read_text())
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    if not (SITE / "index.html").exists():
+        pytest.fail(f"no built book in {SITE}; build it first (make book)")
+    return SITE
+
+
+@pytest.fixture(scope="session")
+def base_url(site):
+    handler = functools.partial(QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("Chromium not found: install Debian's chromium (apt-get install chromium) "
+                    "or set CHROMIUM to its path")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(),
+                                             args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.failed_requests = []
+    page.on("requestfailed", lambda request: page.failed_requests.append(request.url))
+    page.on("response", lambda response: response.status >= 400 and page.failed_requests.append(
+        f"{response.status} {response.url}"))
+    yield page
+    context.close()

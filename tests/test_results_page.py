@@ -1,0 +1,46 @@
+"""The results page is generated from what the chapters record."""
+
+import json
+import sys
+from pathlib import Path
+
+import course_lib
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import results_page  # noqa: E402
+
+
+def test_results_page_shows_every_recorded_number_machine_and_benchmark(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("COURSE_PROFILE", "quick")
+    course_lib.setup(seed=3, verbose=False)
+    course_lib.record("01_attention_pooling", mse_parametric=0.2981, train_seconds=1.25)
+    (tmp_path / results_page.BENCHMARK).write_text(json.dumps({
+        "shape": {"B": 32, "T": 128, "D": 256, "H": 8}, "threads": 2, "torch": "9.9",
+        "rows": [{"case": "no mask", "course_lib_ms": 12.5, "torch_ms": 15.0, "ratio": 12.5 / 15.0}]}))
+    page = results_page.render(tmp_path)
+    assert "[1. Attention cues and attention pooling](01_attention_pooling.ipynb)" in page
+    assert "| `mse_parametric` | 0.2981 |" in page and "| `train_seconds` | 1.25 |" in page
+    assert "quick profile" in page and "seed 3" in page
+    assert f"{course_lib._machine()['cpu_count']} cores" in page
+    assert "| no mask | 12.50 | 15.00 | 0.83× |" in page
+
+
+def test_results_page_says_when_nothing_ran(tmp_path):
+    page = results_page.render(tmp_path)
+    assert "No chapter has recorded results" in page and "did not run in this build" in page
+
+
+def test_glossary_links_point_at_existing_sections():
+    from myst_parser.mdit_to_docutils.base import default_slugify
+    import re
+
+    glossary = (ROOT / "book" / "glossary.md").read_text()
+    links = re.findall(r"\]\(([\w.]+\.ipynb)#([\w-]+)\)", glossary)
+    assert len(links) >= 20
+    for notebook, anchor in links:
+        cells = json.loads((ROOT / "book" / notebook).read_text())["cells"]
+        headings = [line.lstrip("#").strip() for cell in cells if cell["cell_type"] == "markdown"
+                    for line in "".join(cell["source"]).splitlines() if line.startswith("#")]
+        assert anchor in {default_slugify(h) for h in headings}, (notebook, anchor)
