@@ -15,13 +15,15 @@ def test_results_page_shows_every_recorded_number_machine_and_benchmark(tmp_path
     monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
     monkeypatch.setenv("COURSE_PROFILE", "quick")
     course_lib.setup(seed=3, verbose=False)
-    course_lib.record("01_attention_pooling", mse_parametric=0.2981, train_seconds=1.25)
+    course_lib.record("01_attention_pooling", mse_parametric=0.2981, train_seconds=1.25,
+                      sweep=[0.91388, 0.95])
     (tmp_path / results_page.BENCHMARK).write_text(json.dumps({
         "shape": {"B": 32, "T": 128, "D": 256, "H": 8}, "threads": 2, "torch": "9.9",
         "rows": [{"case": "no mask", "course_lib_ms": 12.5, "torch_ms": 15.0, "ratio": 12.5 / 15.0}]}))
     page = results_page.render(tmp_path)
     assert "[1. Attention cues and attention pooling](01_attention_pooling.ipynb)" in page
     assert "| `mse_parametric` | 0.2981 |" in page and "| `train_seconds` | 1.25 |" in page
+    assert "| `sweep` | [0.9139, 0.95] |" in page
     assert "quick profile" in page and "seed 3" in page
     assert f"{course_lib._machine()['cpu_count']} cores" in page
     assert "| no mask | 12.50 | 15.00 | 0.83× |" in page

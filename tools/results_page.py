@@ -41,6 +41,8 @@ def _title(stem: str) -> str:
 
 
 def _value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, int):
@@ -66,12 +68,13 @@ def render(results_dir: Path) -> str:
     else:
         total = sum(r.get("seconds_since_setup") or 0 for r in records)
         lines += ["## Overview", "",
-                  "| Chapter | Profile | Seed | Device | Time to run (s) |", "|---|---|---|---|---|"]
+                  "| Chapter | Profile | Seed | Device | Seconds, setup cell to last cell |", "|---|---|---|---|---|"]
         for r in records:
             link = f"[{_title(r['notebook'])}]({r['notebook']}.ipynb)"
             lines.append(f"| {link} | {r.get('profile', '?')} | {r.get('seed', '?')} | "
                          f"{r.get('device', '?')} | {r.get('seconds_since_setup') or 0:.0f} |")
-        lines += ["", f"All chapters together: {total / 60:.1f} minutes. Machine: "
+        lines += ["", f"All chapters together: {total / 60:.1f} minutes (starting the kernel and "
+                  "importing PyTorch add a few seconds per chapter). Machine: "
                   f"{_machine(records[0].get('machine', {}))}.", ""]
         for r in records:
             lines += [f"## {_title(r['notebook'])}", "",
