@@ -89,8 +89,12 @@ def page(browser):
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
     page.failed_requests = []
+
+    def on_response(response):
+        if response.status >= 400:
+            page.failed_requests.append(f"{response.status} {response.url}")
+
     page.on("requestfailed", lambda request: page.failed_requests.append(request.url))
-    page.on("response", lambda response: response.status >= 400 and page.failed_requests.append(
-        f"{response.status} {response.url}"))
+    page.on("response", on_response)
     yield page
     context.close()

@@ -56,6 +56,11 @@ def prepare_copy() -> None:
     (COPY / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
 
+def results_dir() -> Path:
+    """COURSE_RESULTS_DIR, or _book/results."""
+    return Path(os.environ.get("COURSE_RESULTS_DIR", BUILD / "results"))
+
+
 def execute(stems: list[str]) -> int:
     notebooks = sorted((COPY / "book").glob("*.ipynb"))
     if stems:
@@ -69,7 +74,7 @@ def execute(stems: list[str]) -> int:
         return 0
     env = dict(os.environ)
     env.setdefault("COURSE_PROFILE", "quick")
-    env.setdefault("COURSE_RESULTS_DIR", str(BUILD / "results"))
+    env["COURSE_RESULTS_DIR"] = str(results_dir())
     command = [sys.executable, "-m", "pytest", "--nbmake", "--overwrite", "--nbmake-timeout=1200",
                "-p", "no:cacheprovider", "--durations=0", "-o", "addopts=",
                *[str(p.relative_to(ROOT)) for p in notebooks]]
@@ -106,10 +111,6 @@ def tidy_streams() -> None:
             if "outputs" in cell:
                 cell["outputs"] = merged
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-
-
-def results_dir() -> Path:
-    return Path(os.environ.get("COURSE_RESULTS_DIR", BUILD / "results"))
 
 
 def run_benchmark() -> int:

@@ -92,6 +92,10 @@ def _encoders(m, seed):
     return make
 
 
+def _flat_weights(module):
+    return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+
 def _run_update(fn, args):
     """Call fn(encoder_q, encoder_k, m); return (key weights after, query weights after,
     whether the key encoder's weights now hang in an autograd graph)."""
@@ -99,8 +103,7 @@ def _run_update(fn, args):
     fn(*args)
     params_k = list(encoder_k.parameters())
     builds_graph = any(p.grad_fn is not None or p.requires_grad for p in params_k)
-    flat = lambda module: torch.cat([p.detach().flatten() for p in module.parameters()])  # noqa: E731
-    return flat(encoder_k), flat(encoder_q), builds_graph
+    return _flat_weights(encoder_k), _flat_weights(encoder_q), builds_graph
 
 
 def _compare_update(expected, got, args):
