@@ -9,15 +9,18 @@ and ends with a hidden outcome cell::
 
     course_lib.record("01_attention_pooling", mse_parametric=..., train_seconds=...)
 
-``setup`` reads three environment variables, so that CI, a laptop and Colab can run
+``setup`` reads four environment variables, so that CI, a laptop and Colab can run
 the same notebook unchanged:
 
 ==================  =====================================================  ==========================
 variable            meaning                                                default
 ==================  =====================================================  ==========================
-``COURSE_PROFILE``  ``quick`` (minutes on a 2-core CPU) or ``full``        ``full`` with CUDA, else ``quick``
+``COURSE_PROFILE``  ``quick`` (minutes on a 2-core CPU) or ``full``        ``quick``, on every device
 ``COURSE_SEED``     seeds Python's ``random``, NumPy and PyTorch           ``0``
 ``COURSE_DEVICE``   ``cpu``, ``cuda``, ``cuda:1``, ``mps`` ...             cuda, then mps, then cpu
+``COURSE_SMOKE``    ``1``: a smoke run -- the profile's code path with      ``0``
+                    every training loop capped at a few steps and tiny
+                    data (CI runs the full profile this way)
 ==================  =====================================================  ==========================
 
 ``record`` prints a chapter's headline numbers and, when ``COURSE_RESULTS_DIR`` is set,
@@ -43,10 +46,12 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-__all__ = ["Config", "setup", "record", "current_config"]
+__all__ = ["Config", "setup", "record", "current_config", "SMOKE_STEPS"]
 __version__ = "0.1.0"
 
 PROFILES = ("quick", "full")
+SMOKE_STEPS = 3  # a smoke run stops every training loop after this many steps
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeding takes 0 .. 2**32 - 1
 T = TypeVar("T")
 
 
@@ -58,20 +63,34 @@ class Config:
     seed: int
     device: torch.device
     started: float  # time.perf_counter() when setup() ran
+    smoke: bool = False  # COURSE_SMOKE=1: training capped at SMOKE_STEPS steps, tiny data
 
     @property
     def quick(self) -> bool:
         return self.profile == "quick"
 
-    def choose(self, *, quick: T, full: T) -> T:
+    def choose(self, *, quick: T, full: T, smoke: dict | None = None) -> T:
         """Return ``quick`` or ``full`` for the current profile.
 
         Each notebook keeps its per-profile hyperparameters in one cell::
 
             HP = cfg.choose(quick=dict(d_model=64, epochs=8),
-                            full=dict(d_model=256, epochs=40))
+                            full=dict(d_model=256, epochs=40),
+                            smoke=dict(n_train=64))   # only in a smoke run (CI)
+
+        In a smoke run (``COURSE_SMOKE=1``) the entries of ``smoke`` replace those of the
+        chosen dict: the profile's models and code path, on tiny data.
         """
-        return quick if self.profile == "quick" else full
+        chosen = quick if self.profile == "quick" else full
+        if not (self.smoke and smoke):
+            return chosen
+        if not isinstance(chosen, dict):
+            raise TypeError("choose(smoke=...) overrides entries of a dict; quick and full "
+                            f"must be dicts, got {type(chosen).__name__}")
+        unknown = sorted(set(smoke) - set(chosen))
+        if unknown:
+            raise KeyError(f"smoke overrides {unknown}, which the profile does not define")
+        return {**chosen, **smoke}
 
 
 _CONFIG: Config | None = None
@@ -100,11 +119,20 @@ def _pick_device(requested: str | None) -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and PyTorch (CPU and CUDA)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed (or COURSE_SEED) must be an integer from 0 to {MAX_SEED}; got {seed!r}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def _smoke_from_environment() -> bool:
+    raw = os.environ.get("COURSE_SMOKE", "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"COURSE_SMOKE must be 1 (a smoke run) or 0; got {raw!r}")
 
 
 def setup(profile: str | None = None, seed: int | None = None,
@@ -112,35 +140,46 @@ def setup(profile: str | None = None, seed: int | None = None,
     """Choose profile, seed and device for a notebook, seed everything, print the choice.
 
     Explicit arguments win over the ``COURSE_*`` environment variables, which win over
-    the defaults. Returns a :class:`Config`; it is also kept for :func:`record`.
+    the defaults (the ``quick`` profile on every device, seed 0, the best device).
+    ``COURSE_SMOKE=1`` makes it a smoke run (see :meth:`Config.choose`).
+    Returns a :class:`Config`; it is also kept for :func:`record`.
     """
     global _CONFIG
-    device_ = _pick_device(device or os.environ.get("COURSE_DEVICE") or None)
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda'; got {device!r}")
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}")
+    device_ = _pick_device(str(device) if device is not None else os.environ.get("COURSE_DEVICE") or None)
 
-    profile = profile or os.environ.get("COURSE_PROFILE") or None
-    if profile is None:
-        profile = "full" if device_.type == "cuda" else "quick"
-        why = "default for " + ("a CUDA GPU" if device_.type == "cuda" else "no CUDA GPU")
+    if profile is None and os.environ.get("COURSE_PROFILE"):
+        profile, why = os.environ["COURSE_PROFILE"], "from COURSE_PROFILE"
+        if profile not in PROFILES:
+            raise ValueError(f"COURSE_PROFILE must be one of {PROFILES}; got {profile!r}")
+    elif profile is None:
+        profile, why = "quick", "the default"
     else:
         why = "requested"
-    if profile not in PROFILES:
-        raise ValueError(f"profile (or COURSE_PROFILE) must be one of {PROFILES}; got {profile!r}")
 
     if seed is None:
         raw = os.environ.get("COURSE_SEED", "0")
         try:
             seed = int(raw)
         except ValueError:
-            raise ValueError(f"COURSE_SEED must be a non-negative integer; got {raw!r}") from None
+            raise ValueError(f"COURSE_SEED must be an integer from 0 to {MAX_SEED}; got {raw!r}") from None
     seed_everything(seed)
+    smoke = _smoke_from_environment()
 
     from . import plot  # the book's one plotting style
 
     plot.use_style()
-    _CONFIG = Config(profile=profile, seed=seed, device=device_, started=time.perf_counter())
+    _CONFIG = Config(profile=profile, seed=seed, device=device_, started=time.perf_counter(),
+                     smoke=smoke)
     if verbose:
         print(f"course_lib {__version__}: {profile} profile ({why}), seed {seed}, "
               f"device {device_}, torch {torch.__version__}")
+        if smoke:
+            print(f"smoke run (COURSE_SMOKE=1): tiny data, every training loop stops after "
+                  f"{SMOKE_STEPS} steps; the numbers below mean nothing")
     return _CONFIG
 
 
@@ -202,6 +241,10 @@ def record(notebook_stem: str, **metrics: Any) -> dict[str, Any]:
                          f"(letters, digits, '_', '-', '.'), e.g. '01_attention_pooling'; got {notebook_stem!r}")
     if not metrics:
         raise ValueError("record() needs at least one metric, e.g. record(stem, test_accuracy=0.97)")
+    out_dir = os.environ.get("COURSE_RESULTS_DIR")
+    path = Path(out_dir) / f"{notebook_stem}.json" if out_dir else None
+    if path is not None:
+        path.unlink(missing_ok=True)  # a failed record must not leave the last run's numbers
     values = {name: _plain(name, value) for name, value in metrics.items()}
 
     width = max(len(name) for name in values)
@@ -221,9 +264,11 @@ def record(notebook_stem: str, **metrics: Any) -> dict[str, Any]:
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": _machine(),
     }
-    out_dir = os.environ.get("COURSE_RESULTS_DIR")
-    if out_dir:
-        path = Path(out_dir) / f"{notebook_stem}.json"
+    if cfg is not None and cfg.smoke:
+        result["smoke"] = True
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(result, indent=2) + "\n")
+        partial.replace(path)  # atomic: a reader never sees half a file
     return result

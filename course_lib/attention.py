@@ -314,10 +314,9 @@ def fused_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Ten
                                             dropout_p=dropout_p)
     if mask is not None:
         # Recent PyTorch versions already return zeros for fully masked rows; older ones
-        # (and some GPU kernels) give NaN. Make the convention explicit either way.
-        has_key = mask.any(dim=-1, keepdim=True)
-        if not bool(has_key.all()):
-            output = output.masked_fill(~has_key, 0.0)
+        # (and some GPU kernels) give NaN. Make the convention explicit either way (without
+        # asking the GPU whether any row is fully masked: that would stop it at every call).
+        output = output.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     return output
 
 

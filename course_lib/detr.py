@@ -179,16 +179,16 @@ class SetCriterion(nn.Module):
             loss_bbox = loss_giou = boxes.sum() * 0.0
         return {"loss_ce": loss_ce, "loss_bbox": loss_bbox, "loss_giou": loss_giou}
 
-    def forward(self, outputs: dict, targets: list[dict]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Returns the weighted total loss and its parts (floats, for logging)."""
+    def forward(self, outputs: dict, targets: list[dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Returns the weighted total loss and its parts (detached scalars, for logging)."""
         num_objects = max(1.0, float(sum(len(t["labels"]) for t in targets)))
         parts = self.single(outputs, targets, num_objects)
         total = sum(self.weights[k] * v for k, v in parts.items())
-        logged = {k: v.item() for k, v in parts.items()}
+        logged = {k: v.detach() for k, v in parts.items()}   # read by fit, a batch at a time
         for i, aux in enumerate(outputs.get("aux_outputs", [])):
             aux_parts = self.single(aux, targets, num_objects)
             total = total + sum(self.weights[k] * v for k, v in aux_parts.items())
-            logged[f"aux{i}_loss_ce"] = aux_parts["loss_ce"].item()
+            logged[f"aux{i}_loss_ce"] = aux_parts["loss_ce"].detach()
         return total, logged
 
 
@@ -198,7 +198,8 @@ class SetCriterion(nn.Module):
 
 
 def sine_position_encoding_2d(height: int, width: int, d_model: int,
-                              temperature: float = 10000.0) -> torch.Tensor:
+                              temperature: float = 10000.0,
+                              device: torch.device | str | None = None) -> torch.Tensor:
     """DETR's 2-D sine encoding: (height * width, d_model), row-major positions.
 
     Half the features encode y, half x, each with chapter 3's sines and cosines of the
@@ -206,9 +207,9 @@ def sine_position_encoding_2d(height: int, width: int, d_model: int,
     if d_model % 4:
         raise ValueError(f"d_model must be divisible by 4 (sin and cos for x and y); got {d_model}")
     quarter = d_model // 4
-    y = (torch.arange(1, height + 1, dtype=torch.float32) / height * 2 * math.pi)[:, None]   # (H, 1)
-    x = (torch.arange(1, width + 1, dtype=torch.float32) / width * 2 * math.pi)[:, None]     # (W, 1)
-    frequency = temperature ** (-torch.arange(quarter, dtype=torch.float32) / quarter)       # (D/4,)
+    y = (torch.arange(1, height + 1, dtype=torch.float32, device=device) / height * 2 * math.pi)[:, None]   # (H, 1)
+    x = (torch.arange(1, width + 1, dtype=torch.float32, device=device) / width * 2 * math.pi)[:, None]     # (W, 1)
+    frequency = temperature ** (-torch.arange(quarter, dtype=torch.float32, device=device) / quarter)       # (D/4,)
     y_enc = torch.cat([torch.sin(y * frequency), torch.cos(y * frequency)], dim=-1)          # (H, D/2)
     x_enc = torch.cat([torch.sin(x * frequency), torch.cos(x * frequency)], dim=-1)          # (W, D/2)
     grid = torch.cat([y_enc[:, None].expand(height, width, -1), x_enc[None].expand(height, width, -1)], -1)
@@ -274,7 +275,7 @@ class DETR(nn.Module):
         features = self.input_projection(self.backbone.feature_map(images))   # (B, D, H', W')
         b, d, h, w = features.shape
         self.feature_size = (h, w)
-        positions = sine_position_encoding_2d(h, w, d).to(features)           # (H'W', D)
+        positions = sine_position_encoding_2d(h, w, d, device=features.device).to(features.dtype)           # (H'W', D)
         memory = features.flatten(2).transpose(1, 2) + positions              # (B, H'W', D)
         for block in self.encoder:
             memory = block(memory, need_weights=need_weights)

@@ -215,12 +215,12 @@ class MoCo(nn.Module):
         check_tensor("keys", keys, ndim=2, expected=f"(batch, {self.queue.shape[1]})")
         if keys.shape[1] != self.queue.shape[1]:
             raise ValueError(f"keys must have dimension {self.queue.shape[1]}; got {shape_str(keys)}")
-        size, start = self.queue.shape[0], int(self.queue_pointer)
+        size, start = self.queue.shape[0], self.queue_pointer      # a tensor: no GPU sync
         if len(keys) > size:                      # more keys than slots: only the newest fit
             start, keys = (start + len(keys) - size) % size, keys[-size:]
         positions = (start + torch.arange(len(keys), device=keys.device)) % size
-        self.queue[positions] = keys
-        self.queue_pointer.fill_((start + len(keys)) % size)
+        self.queue[positions] = keys.to(self.queue.dtype)
+        self.queue_pointer.copy_((start + len(keys)) % size)
 
     @torch.no_grad()
     def keys(self, images: torch.Tensor) -> torch.Tensor:
@@ -251,7 +251,7 @@ class MoCo(nn.Module):
         accuracy = (logits.argmax(dim=1) == 0).float().mean()
         for k in keys:
             self.enqueue(k)
-        return loss, {"pretext_accuracy": accuracy.item()}
+        return loss, {"pretext_accuracy": accuracy.detach()}
 
 
 # ---------------------------------------------------------------------------

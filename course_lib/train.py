@@ -134,6 +134,59 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
+def _smoke_steps() -> int | None:
+    """In a smoke run (``COURSE_SMOKE=1``) every training loop stops after a few steps."""
+    from . import SMOKE_STEPS, _CONFIG
+
+    return SMOKE_STEPS if _CONFIG is not None and _CONFIG.smoke else None
+
+
+class _MixedPrecision:
+    """``torch.autocast`` on CUDA -- bfloat16 where the GPU supports it, else float16 with a
+    gradient scaler -- and plain float32 everywhere else (the CPU, MPS)."""
+
+    def __init__(self, device_type: str, enabled: bool | None):
+        self.enabled = device_type == "cuda" if enabled is None else enabled and device_type == "cuda"
+        self.dtype = torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=self.dtype, enabled=self.enabled)
+
+
+def _model_device_type(model: nn.Module, device: torch.device | str | None) -> str:
+    if device is not None:
+        return torch.device(device).type
+    parameter = next(model.parameters(), None)
+    return parameter.device.type if parameter is not None else "cpu"
+
+
+class _StepLog:
+    """Per-step numbers kept as tensors and read in one go every ``every`` steps, so that a
+    GPU is not stopped at every step to copy a loss to the host."""
+
+    def __init__(self, history: "History", every: int):
+        self.history, self.every, self.pending = history, every, []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.pending.append(row)
+        if len(self.pending) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        for row in self.pending:
+            row.update({k: _number(k, v) for k, v in row.items() if isinstance(v, torch.Tensor)})
+            if not math.isfinite(row["loss"]):
+                self.history.steps.extend(self.pending[:self.pending.index(row)])
+                self.pending = []
+                raise FloatingPointError(f"the loss became {row['loss']} at step {row['step']}; "
+                                         "try a smaller learning rate or gradient clipping")
+        self.history.steps.extend(self.pending)
+        self.pending = []
+
+
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         batches: Iterable | Callable[[], Iterable],
         loss_fn: Callable[[nn.Module, Any], torch.Tensor | tuple[torch.Tensor, dict[str, Any]]],
@@ -141,7 +194,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         scheduler: Any = None, clip_grad_norm: float | None = None,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         eval_every: int | None = None, device: torch.device | str | None = None,
-        progress: bool = True, desc: str = "training") -> History:
+        mixed_precision: bool | None = None, progress: bool = True,
+        desc: str = "training") -> History:
     """Train ``model`` and return its :class:`History`.
 
     Parameters
@@ -151,10 +205,12 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         list), or a function returning a fresh iterable per epoch.
     loss_fn:
         ``loss_fn(model, batch)`` returns the loss to minimise, or
-        ``(loss, {"name": value, ...})`` to log more numbers per step.
+        ``(loss, {"name": value, ...})`` to log more numbers per step (scalar tensors
+        are best: they are read from the GPU in batches, not at every step).
     epochs, max_steps, max_seconds:
         Stop after ``epochs`` passes, or earlier at ``max_steps`` steps or once
-        ``max_seconds`` of training have passed (checked after every step).
+        ``max_seconds`` of training have passed (checked after every step). In a smoke
+        run (``COURSE_SMOKE=1``) training stops after ``course_lib.SMOKE_STEPS`` steps.
     scheduler:
         Stepped after every optimizer step (so per-step schedules such as warm-up).
     evaluate, eval_every:
@@ -164,6 +220,10 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         Its time is not counted in ``History.seconds``.
     device:
         If given, tensors in each batch are moved there.
+    mixed_precision:
+        ``None`` (default): ``torch.autocast`` on CUDA (bfloat16, or float16 with a
+        gradient scaler on GPUs without bfloat16), float32 elsewhere. ``False``: always
+        float32.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -177,14 +237,23 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         raise ValueError(f"max_steps must be positive; got {max_steps!r}")
     if eval_every is not None and eval_every < 1:
         raise ValueError(f"eval_every must be positive; got {eval_every!r}")
+    smoke = _smoke_steps()
+    if smoke is not None:
+        max_steps = smoke if max_steps is None else min(max_steps, smoke)
+        if eval_every is not None:
+            eval_every = min(eval_every, max_steps)
 
     history = History()
+    log = _StepLog(history, every=50)
+    device_type = _model_device_type(model, device)
+    precision = _MixedPrecision(device_type, mixed_precision)
     step, elapsed, stop = 0, 0.0, False
 
     def run_evaluation(epoch: int) -> dict[str, float]:
+        log.flush()
         was_training = model.training
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), precision.autocast():
             metrics = {k: _number(k, v) for k, v in evaluate(model).items()}
         model.train(was_training)
         history.evals.append({"step": step, "epoch": epoch, **metrics})
@@ -205,42 +274,47 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         for batch in iterable:
             start = time.perf_counter()
             batch = to_device(batch, device)
-            out = loss_fn(model, batch)
+            with precision.autocast():
+                out = loss_fn(model, batch)
             loss, logged = (out if isinstance(out, tuple) else (out, {}))
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise ValueError("loss_fn must return a scalar tensor (or (loss, dict)); "
                                  f"got {type(loss).__name__}")
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {loss.item()} at step {step + 1}; "
-                                         "try a smaller learning rate or gradient clipping")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            precision.scaler.scale(loss).backward()
             if clip_grad_norm is not None:
+                precision.scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-            optimizer.step()
+            precision.scaler.step(optimizer)
+            precision.scaler.update()
             if scheduler is not None:
                 scheduler.step()
             step += 1
+            if device_type == "cuda" and step % log.every == 0:
+                torch.cuda.synchronize()  # count the GPU's queued work in the training time
             elapsed += time.perf_counter() - start
-            row = {"step": step, "epoch": epoch, "loss": loss.item(),
-                   "lr": optimizer.param_groups[0]["lr"]}
-            row.update({k: _number(k, v) for k, v in logged.items()})
-            history.steps.append(row)
+            log.add({"step": step, "epoch": epoch, "loss": loss.detach().float(),
+                     "lr": optimizer.param_groups[0]["lr"],
+                     **{k: v.detach() if isinstance(v, torch.Tensor) else float(v)
+                        for k, v in logged.items()}})
             if evaluate is not None and eval_every is not None and step % eval_every == 0:
                 last_eval = run_evaluation(epoch)
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", **{k: f"{v:.4g}" for k, v in last_eval.items()},
-                            refresh=False)
+            if bar.update(1):  # True when the bar is redrawn (at most once a second)
+                log.flush()
+                bar.set_postfix(loss=f"{history.steps[-1]['loss']:.4f}",
+                                **{k: f"{v:.4g}" for k, v in last_eval.items()}, refresh=False)
             if (max_steps is not None and step >= max_steps) or \
                     (max_seconds is not None and elapsed >= max_seconds):
                 stop = True
                 break
         if evaluate is not None and eval_every is None:
             last_eval = run_evaluation(epoch)
-            bar.set_postfix(loss=f"{history.steps[-1]['loss']:.4f}" if history.steps else "n/a",
-                            **{k: f"{v:.4g}" for k, v in last_eval.items()}, refresh=False)
         if stop:
             break
+    log.flush()
+    if history.steps:
+        bar.set_postfix(loss=f"{history.steps[-1]['loss']:.4f}",
+                        **{k: f"{v:.4g}" for k, v in last_eval.items()}, refresh=False)
     bar.close()
     if step == 0:
         raise ValueError("batches produced no batch at all; nothing was trained")
@@ -250,6 +324,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
     summary = f"{step} steps in {elapsed:.1f} s; final loss {history.steps[-1]['loss']:.4g}"
     if last_eval:
         summary += "; " + ", ".join(f"{k} {v:.4g}" for k, v in last_eval.items())
+    if smoke is not None:
+        summary += f" (smoke run: stopped after {smoke} steps)"
     if progress:
         print(summary)
     return history

@@ -22,19 +22,29 @@ BOOK = ROOT / "book"
 
 SETUP_CELL = '''\
 # @title Setup: run me first
-# On Colab this installs course_lib from the repository; then it picks the
-# profile, device and seed (COURSE_PROFILE, COURSE_DEVICE, COURSE_SEED).
-import importlib.util, subprocess, sys
+# "quick" runs in minutes on a laptop's CPU (and shows the book's numbers);
+# "full" trains bigger models on more data and wants a GPU. The variables
+# COURSE_PROFILE, COURSE_SEED and COURSE_DEVICE override the defaults.
+PROFILE = "quick"  # @param ["quick", "full"]
+
+import importlib.util, os, subprocess, sys
 
 REPOSITORY = "{url}"
 BRANCH = "{branch}"
 if importlib.util.find_spec("course_lib") is None:  # e.g. on Colab
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                    f"git+{{REPOSITORY}}@{{BRANCH}}"], check=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                          f"git+{{REPOSITORY}}@{{BRANCH}}"],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        print(pip.stderr[-1500:])
+        raise SystemExit(
+            f"course_lib could not be installed from {{REPOSITORY}} (see above).\\n"
+            "Offline? Clone the repository, run `pip install -e .` in it and\\n"
+            "restart the kernel; on Colab, make sure the runtime has internet.")
 
 import course_lib
 
-cfg = course_lib.setup()'''
+cfg = course_lib.setup(profile=os.environ.get("COURSE_PROFILE", PROFILE))'''
 
 BADGE_CELL = ('[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]'
               '({colab})')
