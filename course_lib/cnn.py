@@ -1,5 +1,5 @@
 """Small convolutional networks: the baseline of chapter 5, the backbone of chapter 6 and
-the encoder of chapter 7.
+the encoder of chapter 7 (and, for chapter 7's full profile, a CIFAR-sized ResNet-18).
 
 A :class:`SmallCNN` is a stack of 3x3 convolution blocks (conv, normalisation, ReLU),
 halving the resolution after every block but the first, then global average pooling
@@ -15,7 +15,7 @@ from torch import nn
 
 from ._checks import check_tensor
 
-__all__ = ["conv_block", "SmallCNN"]
+__all__ = ["conv_block", "SmallCNN", "resnet18_cifar"]
 
 
 def conv_block(in_channels: int, out_channels: int, downsample: bool,
@@ -66,3 +66,19 @@ class SmallCNN(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images))
+
+
+def resnet18_cifar(in_channels: int = 3, num_classes: int = 0,
+                   norm: Callable[[int], nn.Module] = nn.BatchNorm2d) -> nn.Module:
+    """torchvision's ResNet-18 as the MoCo CIFAR-10 demo uses it: a 3x3 stride-1 first
+    convolution and no max-pool (a 32 x 32 image keeps a 4 x 4 map at the end), ``norm``
+    for every BatchNorm (e.g. split BatchNorm). ``num_classes=0``: no classifier, the
+    model returns the (B, 512) pooled features."""
+    from torchvision.models import resnet18
+
+    model = resnet18(num_classes=max(num_classes, 1), norm_layer=norm)
+    model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    if not num_classes:
+        model.fc = nn.Identity()
+    return model

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 __all__ = ["ImageSplit", "load_digits_images", "random_affine", "load_fashion_mnist",
            "DetectionSet", "make_digit_canvases", "digit_detection_data", "shifted_digits",
-           "CIFAR10_CLASSES", "load_cifar10",
+           "load_cifar10",
            "Regression1D", "true_regression_function", "make_regression_1d", "make_face_scene",
            "tokenize", "detokenize", "Vocab", "TranslationTask", "make_number_translation"]
 
@@ -308,14 +308,28 @@ def random_affine(images: torch.Tensor, rotation: float = 15.0, translate: float
     return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
 
 
+def _download_failed(name: str, root: str, error: Exception) -> RuntimeError:
+    return RuntimeError(
+        f"could not download {name} into {root!r} ({type(error).__name__}: {error}). Without "
+        f"internet, copy the data set there from a machine that has it, or run the quick "
+        f"profile, which needs no download (on Colab, make sure the runtime has internet).")
+
+
 def load_fashion_mnist(root: str, download: bool = False) -> ImageSplit:
     """Fashion-MNIST (28 x 28 grey, 60 000 + 10 000 images) through torchvision, for the full
-    profile. ``download=True`` needs the network; otherwise the files must already be in
-    ``root`` in torchvision's layout (``root/FashionMNIST/raw/*-ubyte``)."""
+    profile. The files are read from ``root`` in torchvision's layout
+    (``root/FashionMNIST/raw/*-ubyte``); ``download=True`` fetches them first if they are
+    missing (needs the network)."""
     from torchvision.datasets import FashionMNIST
 
     def load(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        dataset = FashionMNIST(root, train=train, download=download)
+        try:
+            dataset = FashionMNIST(root, train=train, download=download)
+        except OSError as error:  # URLError and friends: no network
+            raise _download_failed("Fashion-MNIST", root, error) from error
+        except RuntimeError as error:
+            raise FileNotFoundError(f"no Fashion-MNIST in {root}/FashionMNIST/raw; pass "
+                                    "download=True (needs the network)") from error
         return dataset.data[:, None].float() / 255.0, dataset.targets.long()
 
     x_train, y_train = load(True)
@@ -444,23 +458,23 @@ def shifted_digits(n_train: int = 1500, n_test: int = 500, canvas_size: int = 32
                       f"shifted digits {canvas_size}x{canvas_size}")
 
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
-
-
 def load_cifar10(root: str, download: bool = False) -> ImageSplit:
     """CIFAR-10 (32 x 32 colour, 50 000 + 10 000 images), the MoCo CIFAR demo's data, for
     chapter 7's full profile. Reads the "python version" pickles in
     ``root/cifar-10-batches-py`` (``data_batch_1`` ... ``data_batch_5``, ``test_batch``);
-    ``download=True`` fetches them first through torchvision (needs the network)."""
+    ``download=True`` fetches them first through torchvision if they are missing (needs
+    the network)."""
     import pickle
     from pathlib import Path
 
-    if download:
+    folder = Path(root) / "cifar-10-batches-py"
+    if download and not folder.is_dir():
         from torchvision.datasets import CIFAR10
 
-        CIFAR10(root, train=True, download=True)
-    folder = Path(root) / "cifar-10-batches-py"
+        try:
+            CIFAR10(root, train=True, download=True)
+        except OSError as error:  # URLError and friends: no network
+            raise _download_failed("CIFAR-10", root, error) from error
     if not folder.is_dir():
         raise FileNotFoundError(f"no CIFAR-10 in {folder}; pass download=True (needs the network) "
                                 "or unpack cifar-10-python.tar.gz into root")

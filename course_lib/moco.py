@@ -26,7 +26,7 @@ from torch import nn
 
 from ._checks import check_tensor, shape_str
 
-__all__ = ["augment", "info_nce_logits", "momentum_update", "SplitBatchNorm", "batch_shuffle",
+__all__ = ["augment", "augment_colour", "info_nce_logits", "momentum_update", "SplitBatchNorm", "batch_shuffle",
            "batch_unshuffle", "EncoderWithHead", "MoCo", "knn_predict", "extract_features", "linear_probe"]
 
 # ---------------------------------------------------------------------------
@@ -77,6 +77,80 @@ def augment(images: torch.Tensor, generator: torch.Generator | None = None,
                & (cols >= left[:, None, None]) & (cols < (left + ew)[:, None, None]))
         views = views.masked_fill((box & chosen[:, None, None])[:, None], 0.0)
     return views.clamp(0, 1)
+
+
+_LUMA = torch.tensor([0.299, 0.587, 0.114])                        # ITU-R 601, as torchvision
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
+                            [0.596, -0.274, -0.322],
+                            [0.211, -0.523, 0.312]])
+
+
+def _grey(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 1, H, W) luma."""
+    return torch.einsum("bchw,c->bhw", images, _LUMA.to(images))[:, None]
+
+
+def _rotate_hue(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """Rotate each image's chroma (I, Q of YIQ) by ``turns`` (B,) of a full circle."""
+    yiq = torch.einsum("dc,bchw->bdhw", _RGB_TO_YIQ.to(images), images)
+    angle = turns * 2 * math.pi
+    cos, sin = angle.cos().view(-1, 1, 1), angle.sin().view(-1, 1, 1)
+    i, q = yiq[:, 1], yiq[:, 2]
+    yiq = torch.stack([yiq[:, 0], cos * i - sin * q, sin * i + cos * q], dim=1)
+    return torch.einsum("cd,bdhw->bchw", torch.linalg.inv(_RGB_TO_YIQ).to(images), yiq)
+
+
+def augment_colour(images: torch.Tensor, generator: torch.Generator | None = None,
+                   scale: tuple[float, float] = (0.2, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                   flip: float = 0.5, jitter: float = 0.8, brightness: float = 0.4,
+                   contrast: float = 0.4, saturation: float = 0.4, hue: float = 0.1,
+                   grayscale: float = 0.2) -> torch.Tensor:
+    """MoCo v2's CIFAR-10 views of a (B, 3, H, W) batch in [0, 1], each image drawn on its own:
+    random resized crop (area fraction in ``scale``, aspect ratio in ``ratio``), horizontal
+    flip (probability ``flip``), colour jitter (probability ``jitter``: brightness, contrast,
+    saturation, hue, in torchvision's order and strengths) and grayscale (probability
+    ``grayscale``).
+
+    Only a few random numbers per image are drawn (with ``generator``, on the CPU); the
+    pixels stay on the images' device and no Python loop runs over the images. The hue
+    shift rotates the chroma plane of YIQ, close to torchvision's shift of the HSV hue.
+    """
+    check_tensor("images", images, ndim=4, expected="(batch, 3, height, width), RGB in [0, 1]")
+    if images.shape[1] != 3:
+        raise ValueError(f"augment_colour needs RGB images (batch, 3, height, width); got "
+                         f"{shape_str(images)}; use augment for grey images")
+    b, device, dtype = images.shape[0], images.device, images.dtype
+
+    def uniform(low, high):
+        return (low + (high - low) * torch.rand(b, generator=generator)).to(device, dtype)
+
+    def chosen(p):                                                     # (B, 1, 1, 1) bool
+        return (torch.rand(b, generator=generator) < p).to(device).view(b, 1, 1, 1)
+
+    def per_image(values):
+        return values.view(b, 1, 1, 1)
+
+    # random resized crop and flip, as one affine warp of the sampling grid
+    area = uniform(*scale)
+    aspect = torch.exp(uniform(math.log(ratio[0]), math.log(ratio[1])))
+    width, height = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)
+    centre_x, centre_y = (2 * uniform(0, 1) - 1) * (1 - width), (2 * uniform(0, 1) - 1) * (1 - height)
+    mirror = 1 - 2 * chosen(flip).view(b).to(dtype)                   # -1 flips x
+    zero = torch.zeros_like(width)
+    theta = torch.stack([torch.stack([width * mirror, zero, centre_x], -1),
+                         torch.stack([zero, height, centre_y], -1)], 1)   # (B, 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    views = F.grid_sample(images, grid, padding_mode="reflection", align_corners=False)
+
+    # colour jitter: brightness, contrast, saturation, hue (each blended as torchvision does)
+    out = (views * per_image(uniform(1 - brightness, 1 + brightness))).clamp(0, 1)
+    factor = per_image(uniform(1 - contrast, 1 + contrast))
+    out = (factor * out + (1 - factor) * _grey(out).mean((2, 3), keepdim=True)).clamp(0, 1)
+    factor = per_image(uniform(1 - saturation, 1 + saturation))
+    out = (factor * out + (1 - factor) * _grey(out)).clamp(0, 1)
+    out = _rotate_hue(out, uniform(-hue, hue)).clamp(0, 1)
+    views = torch.where(chosen(jitter), out, views)
+    return torch.where(chosen(grayscale), _grey(views).expand_as(views), views)
 
 
 # ---------------------------------------------------------------------------
@@ -273,10 +347,13 @@ def extract_features(encoder: nn.Module, images: torch.Tensor, batch_size: int =
 
 @torch.no_grad()
 def knn_predict(features: torch.Tensor, bank_features: torch.Tensor, bank_labels: torch.Tensor,
-                num_classes: int, k: int = 20, temperature: float = 0.1) -> torch.Tensor:
+                num_classes: int, k: int = 20, temperature: float = 0.1,
+                chunk_size: int = 1024) -> torch.Tensor:
     """Weighted kNN (the MoCo CIFAR demo's monitor): for each normalised feature, take the
     k most cosine-similar bank features; each votes for its label with weight
-    exp(similarity / temperature). Returns the predicted labels (N,)."""
+    exp(similarity / temperature). Returns the predicted labels (N,). Computed on the
+    bank's device, ``chunk_size`` queries at a time (10 000 x 50 000 similarities at once
+    would need 2 GB)."""
     check_tensor("features", features, ndim=2, expected="(N, D), L2-normalised")
     check_tensor("bank_features", bank_features, ndim=2, expected="(M, D), L2-normalised")
     if features.shape[1] != bank_features.shape[1]:
@@ -285,12 +362,16 @@ def knn_predict(features: torch.Tensor, bank_features: torch.Tensor, bank_labels
     if len(bank_labels) != len(bank_features):
         raise ValueError("bank_labels needs one label per bank feature")
     k = min(k, len(bank_features))
-    similarity = features @ bank_features.T                           # (N, M)
-    top_similarity, top_index = similarity.topk(k, dim=1)             # (N, k)
-    weights = (top_similarity / temperature).exp()
-    votes = torch.zeros(len(features), num_classes, device=features.device)
-    votes.scatter_add_(1, bank_labels[top_index], weights)
-    return votes.argmax(dim=1)
+    bank_labels = bank_labels.to(bank_features.device)
+    predictions = []
+    for chunk in features.to(bank_features.device).split(chunk_size):  # (n, M) at a time, not (N, M)
+        similarity = chunk @ bank_features.T                           # (n, M)
+        top_similarity, top_index = similarity.topk(k, dim=1)          # (n, k)
+        weights = (top_similarity / temperature).exp()
+        votes = torch.zeros(len(chunk), num_classes, device=chunk.device, dtype=weights.dtype)
+        votes.scatter_add_(1, bank_labels[top_index], weights)
+        predictions.append(votes.argmax(dim=1))
+    return torch.cat(predictions).to(features.device)
 
 
 def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
