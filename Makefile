@@ -1,10 +1,11 @@
 # The two commands of the README:
 #   make book   install, execute every notebook once (quick profile), build the HTML book in _book/html
 #   make test   install, unit tests, every notebook through nbmake and the strict book build,
-#               then the built site in a real browser (headless Chromium)
+#               a smoke run of every notebook's full profile, then the built site in a real
+#               browser (headless Chromium) and the recorded training times
 PYTHON ?= python3
 
-.PHONY: install book test unit site strip clean
+.PHONY: install book test unit smoke site strip clean
 
 install:
 	$(PYTHON) -m pip install -r requirements.txt
@@ -15,10 +16,14 @@ book: install
 test: install
 	$(PYTHON) -m pytest tests
 	$(PYTHON) tools/build_book.py
+	$(PYTHON) tools/smoke_run.py
 	$(PYTHON) -m pytest site_tests
 
 unit:
 	$(PYTHON) -m pytest tests
+
+smoke:  # every notebook's full profile for a few steps, on stand-in data
+	$(PYTHON) tools/smoke_run.py
 
 site:   # the browser test alone, on an already built _book/html
 	$(PYTHON) -m pytest site_tests

@@ -80,9 +80,6 @@ def augment(images: torch.Tensor, generator: torch.Generator | None = None,
 
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114])                        # ITU-R 601, as torchvision
-_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
-                            [0.596, -0.274, -0.322],
-                            [0.211, -0.523, 0.312]])
 
 
 def _grey(images: torch.Tensor) -> torch.Tensor:
@@ -90,14 +87,21 @@ def _grey(images: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bchw,c->bhw", images, _LUMA.to(images))[:, None]
 
 
-def _rotate_hue(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
-    """Rotate each image's chroma (I, Q of YIQ) by ``turns`` (B,) of a full circle."""
-    yiq = torch.einsum("dc,bchw->bdhw", _RGB_TO_YIQ.to(images), images)
-    angle = turns * 2 * math.pi
-    cos, sin = angle.cos().view(-1, 1, 1), angle.sin().view(-1, 1, 1)
-    i, q = yiq[:, 1], yiq[:, 2]
-    yiq = torch.stack([yiq[:, 0], cos * i - sin * q, sin * i + cos * q], dim=1)
-    return torch.einsum("cd,bdhw->bchw", torch.linalg.inv(_RGB_TO_YIQ).to(images), yiq)
+def _shift_hue(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """Shift the HSV hue of each image of (B, 3, H, W) by ``turns`` (B,) of the colour
+    circle: torchvision's ``adjust_hue``, with a factor per image."""
+    r, g, b = images.unbind(1)
+    value = images.amax(1)
+    chroma = value - images.amin(1)
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    hue = torch.where(value == r, (g - b) / safe,
+                      torch.where(value == g, 2 + (b - r) / safe, 4 + (r - g) / safe))
+    hue = (hue / 6 + turns.view(-1, 1, 1)) % 1                       # in turns, in [0, 1)
+
+    def channel(n: int) -> torch.Tensor:                             # HSV -> RGB, per channel
+        k = (n + 6 * hue) % 6
+        return value - chroma * torch.minimum(k, 4 - k).clamp(0, 1)
+    return torch.stack([channel(5), channel(3), channel(1)], dim=1)
 
 
 def augment_colour(images: torch.Tensor, generator: torch.Generator | None = None,
@@ -112,8 +116,7 @@ def augment_colour(images: torch.Tensor, generator: torch.Generator | None = Non
     ``grayscale``).
 
     Only a few random numbers per image are drawn (with ``generator``, on the CPU); the
-    pixels stay on the images' device and no Python loop runs over the images. The hue
-    shift rotates the chroma plane of YIQ, close to torchvision's shift of the HSV hue.
+    pixels stay on the images' device and no Python loop runs over the images.
     """
     check_tensor("images", images, ndim=4, expected="(batch, 3, height, width), RGB in [0, 1]")
     if images.shape[1] != 3:
@@ -148,7 +151,7 @@ def augment_colour(images: torch.Tensor, generator: torch.Generator | None = Non
     out = (factor * out + (1 - factor) * _grey(out).mean((2, 3), keepdim=True)).clamp(0, 1)
     factor = per_image(uniform(1 - saturation, 1 + saturation))
     out = (factor * out + (1 - factor) * _grey(out)).clamp(0, 1)
-    out = _rotate_hue(out, uniform(-hue, hue)).clamp(0, 1)
+    out = _shift_hue(out, uniform(-hue, hue)).clamp(0, 1)
     views = torch.where(chosen(jitter), out, views)
     return torch.where(chosen(grayscale), _grey(views).expand_as(views), views)
 

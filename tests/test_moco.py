@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from sklearn.neighbors import KNeighborsClassifier
 from torch import nn
 
-from course_lib import data, moco
+from course_lib import cnn, data, moco
 from course_lib.cnn import SmallCNN
 
 
@@ -240,3 +240,89 @@ def test_cifar10_loader_reads_the_python_pickles(tmp_path):
     assert split.y_test.tolist() == raw[b"labels"]
     with pytest.raises(FileNotFoundError, match="download=True"):
         data.load_cifar10(str(tmp_path / "missing"))
+
+
+# -- the full profile's colour views (MoCo v2's CIFAR-10 recipe) --------------------------
+
+def test_colour_views_with_every_random_part_switched_off_are_the_images():
+    images = torch.rand(6, 3, 16, 16)
+    plain = dict(scale=(1, 1), ratio=(1, 1), flip=0.0, grayscale=0.0)
+    assert torch.allclose(moco.augment_colour(images, jitter=0.0, **plain), images, atol=1e-6)
+    no_strength = dict(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0)
+    assert torch.allclose(moco.augment_colour(images, jitter=1.0, **plain, **no_strength), images, atol=1e-5)
+    flipped = moco.augment_colour(images, jitter=0.0, **{**plain, "flip": 1.0})
+    assert torch.allclose(flipped, images.flip(-1), atol=1e-6)
+
+
+def test_colour_jitter_matches_torchvision_at_a_fixed_strength():
+    """brightness, contrast and saturation with the range pinned to one factor (1 + s)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    images = torch.rand(4, 3, 16, 16)
+    plain = dict(scale=(1, 1), ratio=(1, 1), flip=0.0, grayscale=0.0, jitter=1.0, hue=0.0)
+    for name, adjust in [("brightness", TF.adjust_brightness), ("contrast", TF.adjust_contrast),
+                         ("saturation", TF.adjust_saturation)]:
+        others = {k: 0.0 for k in ("brightness", "contrast", "saturation") if k != name}
+        ours = moco.augment_colour(images, **plain, **others, **{name: 0.0})
+        assert torch.allclose(ours, images, atol=1e-5)
+        # strength s draws a factor from [1 - s, 1 + s]: compare each image with its own factor
+        g = torch.Generator().manual_seed(3)
+        ours = moco.augment_colour(images, g, **plain, **others, **{name: 0.5})
+        factors = []
+        for image, view in zip(images, ours):
+            candidates = torch.linspace(0.5, 1.5, 1001)
+            errors = torch.stack([(adjust(image, float(f)) - view).abs().max() for f in candidates])
+            factors.append(float(candidates[errors.argmin()]))
+            assert errors.min() < 2e-3, (name, errors.min())
+        assert len(set(round(f, 2) for f in factors)) > 1, "each image draws its own factor"
+
+
+def test_hue_shift_per_image_equals_torchvisions_adjust_hue():
+    from torchvision.transforms.v2 import functional as TF
+
+    images = torch.rand(6, 3, 8, 8)
+    images[0] = 0.5                                     # grey: no hue at all
+    turns = torch.tensor([0.05, -0.1, 0.5, 0.0, 0.3, -0.45])
+    ours = moco._shift_hue(images, turns)
+    for image, shifted, turn in zip(images, ours, turns):
+        torch.testing.assert_close(shifted, TF.adjust_hue(image, float(turn)), atol=1e-5, rtol=0)
+
+
+def test_colour_views_are_drawn_per_image_and_grey_about_a_fifth_of_the_time():
+    images = torch.rand(1, 3, 16, 16).expand(2000, -1, -1, -1).contiguous()
+    g = torch.Generator().manual_seed(0)
+    views = moco.augment_colour(images, g)
+    assert views.shape == images.shape and 0 <= views.min() and views.max() <= 1
+    assert (views[1:] - views[:1]).abs().amax((1, 2, 3)).min() > 0       # no two alike
+    grey = (views[:, 0] - views[:, 1]).abs().amax((1, 2)) < 1e-6
+    assert 0.16 < grey.float().mean() < 0.24
+    with pytest.raises(ValueError, match="RGB"):
+        moco.augment_colour(torch.rand(2, 1, 8, 8))
+
+
+def test_resnet18_cifar_keeps_the_resolution_at_the_stem():
+    model = cnn.resnet18_cifar(num_classes=0, norm=lambda c: moco.SplitBatchNorm(c, 2))
+    assert isinstance(model.maxpool, torch.nn.Identity) and model.conv1.stride == (1, 1)
+    assert model(torch.rand(4, 3, 32, 32)).shape == (4, 512)
+    assert cnn.resnet18_cifar(num_classes=10)(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_knn_in_chunks_equals_knn_at_once():
+    g = torch.Generator().manual_seed(0)
+    bank = F.normalize(torch.randn(300, 8, generator=g), dim=1)
+    labels = torch.randint(0, 5, (300,), generator=g)
+    queries = F.normalize(torch.randn(70, 8, generator=g), dim=1)
+    at_once = moco.knn_predict(queries, bank, labels, 5, k=10, chunk_size=1000)
+    assert torch.equal(moco.knn_predict(queries, bank, labels, 5, k=10, chunk_size=16), at_once)
+
+
+def test_cifar10_download_failure_says_what_to_do(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(RuntimeError, match="could not download CIFAR-10.*Without internet"):
+        data.load_cifar10(str(tmp_path), download=True)

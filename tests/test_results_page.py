@@ -29,6 +29,45 @@ def test_results_page_shows_every_recorded_number_machine_and_benchmark(tmp_path
     assert "| no mask | 12.50 | 15.00 | 0.83× |" in page
 
 
+def test_full_profile_column_says_not_measured_until_a_gpu_run_is_committed(tmp_path, monkeypatch):
+    quick, full = tmp_path / "quick", tmp_path / "full"
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(quick))
+    monkeypatch.setenv("COURSE_PROFILE", "quick")
+    course_lib.setup(seed=0, verbose=False)
+    course_lib.record("04_transformer", test_exact_match=0.99, train_seconds=100.0)
+    page = results_page.render(quick, full_dir=full)
+    assert "| 150 s | not measured yet |" in page
+    assert "No full-profile run has been measured yet" in page
+
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(full))
+    course_lib.setup(profile="full", seed=0, verbose=False)
+    course_lib.record("04_transformer", test_exact_match=0.875, train_seconds=900.0)
+    page = results_page.render(quick, full_dir=full)
+    assert "not measured yet" not in page and "| `test_exact_match` | 0.875 |" in page
+
+
+def test_a_corrupt_or_foreign_results_file_is_reported_not_shown(tmp_path):
+    (tmp_path / "01_attention_pooling.json").write_text('{"notebook": "01_attention_pooling", "metr')
+    (tmp_path / "02_scoring_functions.json").write_text('{"something": "else"}')
+    page = results_page.render(tmp_path, full_dir=tmp_path / "none")
+    assert "`01_attention_pooling.json` could not be read" in page
+    assert "`02_scoring_functions.json` could not be read" in page
+    assert "No chapter has recorded results" in page
+
+
+def test_a_failing_record_removes_the_previous_runs_numbers(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
+    course_lib.setup(profile="quick", seed=0, verbose=False)
+    course_lib.record("01_attention_pooling", mse_parametric=0.3)
+    assert (tmp_path / "01_attention_pooling.json").exists()
+    import pytest
+
+    with pytest.raises(ValueError, match="must be finite"):
+        course_lib.record("01_attention_pooling", mse_parametric=float("nan"))
+    assert not (tmp_path / "01_attention_pooling.json").exists()
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_results_page_says_when_nothing_ran(tmp_path):
     page = results_page.render(tmp_path)
     assert "No chapter has recorded results" in page and "did not run in this build" in page

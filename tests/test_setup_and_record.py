@@ -12,18 +12,46 @@ import course_lib
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ("COURSE_PROFILE", "COURSE_SEED", "COURSE_DEVICE", "COURSE_RESULTS_DIR"):
+    for name in ("COURSE_PROFILE", "COURSE_SEED", "COURSE_DEVICE", "COURSE_RESULTS_DIR", "COURSE_SMOKE"):
         monkeypatch.delenv(name, raising=False)
 
 
 def test_defaults_on_a_cpu_machine(capsys):
     cfg = course_lib.setup()
-    expected_profile = "full" if torch.cuda.is_available() else "quick"
-    assert cfg.profile == expected_profile
-    assert cfg.seed == 0
+    assert cfg.profile == "quick" and cfg.seed == 0 and not cfg.smoke
     out = capsys.readouterr().out.strip()
     assert len(out.splitlines()) == 1
-    assert f"{expected_profile} profile" in out and "seed 0" in out and f"device {cfg.device}" in out
+    assert "quick profile" in out and "seed 0" in out and f"device {cfg.device}" in out
+
+
+def test_the_default_profile_is_quick_on_a_gpu_too(monkeypatch):
+    monkeypatch.setattr(course_lib, "_pick_device", lambda requested: torch.device("cuda"))
+    assert course_lib.setup(verbose=False).profile == "quick"
+
+
+def test_smoke_run_overrides_the_sizes_it_names(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_SMOKE", "1")
+    cfg = course_lib.setup(profile="full")
+    assert cfg.smoke and "smoke run" in capsys.readouterr().out
+    hp = cfg.choose(quick=dict(n=100, d=8), full=dict(n=10_000, d=256), smoke=dict(n=16))
+    assert hp == dict(n=16, d=256)                     # the full model, on tiny data
+    with pytest.raises(KeyError, match="does not define"):
+        cfg.choose(quick=dict(n=1), full=dict(n=2), smoke=dict(steps=3))
+    monkeypatch.setenv("COURSE_SMOKE", "0")
+    cfg = course_lib.setup(profile="full", verbose=False)
+    assert cfg.choose(quick=dict(n=100), full=dict(n=10_000), smoke=dict(n=16)) == dict(n=10_000)
+
+
+def test_a_smoke_run_stops_every_training_loop_after_a_few_steps(monkeypatch):
+    from course_lib import train
+
+    monkeypatch.setenv("COURSE_SMOKE", "1")
+    course_lib.setup(profile="full", verbose=False)
+    model = torch.nn.Linear(2, 1)
+    batches = [torch.randn(4, 2) for _ in range(50)]
+    history = train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), batches,
+                        lambda m, x: m(x).pow(2).mean(), epochs=3, max_seconds=100, progress=False)
+    assert len(history.steps) == course_lib.SMOKE_STEPS
 
 
 def test_environment_variables_are_read(monkeypatch):
@@ -57,6 +85,8 @@ def test_seeding_makes_python_numpy_and_torch_repeatable():
     ("COURSE_PROFILE", "fast", "COURSE_PROFILE"),
     ("COURSE_SEED", "abc", "COURSE_SEED"),
     ("COURSE_DEVICE", "gpu0", "COURSE_DEVICE"),
+    ("COURSE_SEED", "4294967296", "from 0 to 4294967295"),
+    ("COURSE_SMOKE", "maybe", "COURSE_SMOKE"),
 ])
 def test_bad_environment_gives_a_clear_error(monkeypatch, env, value, message):
     monkeypatch.setenv(env, value)
@@ -67,6 +97,16 @@ def test_bad_environment_gives_a_clear_error(monkeypatch, env, value, message):
 def test_negative_seed_is_rejected():
     with pytest.raises(ValueError, match="seed"):
         course_lib.setup(seed=-1, verbose=False)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(device=0), TypeError, "device must be a string"),
+    (dict(profile=""), ValueError, "profile must be one of"),
+    (dict(profile="fast"), ValueError, "profile must be one of"),
+])
+def test_bad_arguments_are_not_ignored(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        course_lib.setup(verbose=False, **kwargs)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when CUDA is missing")

@@ -6,6 +6,14 @@ Every chapter's outcome cell calls ``course_lib.record(...)``, which writes
 ``RESULTS_DIR/<notebook>.json`` (metrics, profile, seed, device, machine, time).
 ``benchmarks/mha_vs_torch.py --json RESULTS_DIR/benchmark_mha.json`` adds the
 multi-head attention benchmark. This module turns them into Markdown tables.
+
+Full-profile numbers come from a GPU run that someone committed under ``results/full/``
+(see the README: ``COURSE_PROFILE=full COURSE_RESULTS_DIR=results/full`` on a GPU, then
+commit the JSON files); a chapter without one says "not measured yet".
+
+``TIME_BUDGETS`` are the quick profile's training-time budgets on CI's 2-core CPU. No
+notebook asserts a time (a learner's slow laptop must not fail); ``site_tests`` checks
+them from the recorded results after the build.
 """
 
 from __future__ import annotations
@@ -15,8 +23,12 @@ import re
 import sys
 from pathlib import Path
 
-BOOK = Path(__file__).resolve().parents[1] / "book"
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+FULL_RESULTS = ROOT / "results" / "full"
 BENCHMARK = "benchmark_mha.json"
+# quick profile, CI's 2-core CPU: the most `train_seconds` a chapter may record
+TIME_BUDGETS = {"04_transformer": 150, "05_vision_transformer": 120, "06_detr": 240, "07_moco": 180}
 
 INTRO = """\
 # Results of the last build
@@ -58,21 +70,49 @@ def _machine(machine: dict) -> str:
     return "; ".join(parts)
 
 
-def render(results_dir: Path) -> str:
-    results_dir = Path(results_dir)
-    records = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))
-               if p.name != BENCHMARK]
+def read_records(results_dir: Path) -> tuple[list[dict], list[str]]:
+    """The chapters' records in ``results_dir``, and a note for each file that is not one."""
+    records, problems = [], []
+    for path in sorted(Path(results_dir).glob("*.json")):
+        if path.name == BENCHMARK:
+            continue
+        try:
+            record = json.loads(path.read_text())
+            if not isinstance(record.get("metrics"), dict) or record.get("notebook") != path.stem:
+                raise ValueError("not a course_lib.record file")
+        except (OSError, ValueError) as error:
+            problems.append(f"`{path.name}` could not be read ({error}); it is left out.")
+            continue
+        records.append(record)
+    return records, problems
+
+
+def _full_profile(stem: str, full_dir: Path) -> str:
+    path = Path(full_dir) / f"{stem}.json"
+    if not path.exists():
+        return "not measured yet"
+    record = json.loads(path.read_text())
+    gpu = (record.get("machine") or {}).get("gpu") or record.get("device", "?")
+    return f"measured on {gpu}, {record.get('finished', '?')[:10]} (below)"
+
+
+def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
+    records, problems = read_records(Path(results_dir))
     lines = [INTRO]
+    lines += [f"*{problem}*\n" for problem in problems]
     if not records:
         lines.append("*No chapter has recorded results in this build.*\n")
     else:
         total = sum(r.get("seconds_since_setup") or 0 for r in records)
         lines += ["## Overview", "",
-                  "| Chapter | Profile | Seed | Device | Seconds, setup cell to last cell |", "|---|---|---|---|---|"]
+                  "| Chapter | Profile | Seed | Device | Seconds, setup cell to last cell "
+                  "| Training-time budget (CI) | Full profile on a GPU |", "|---|---|---|---|---|---|---|"]
         for r in records:
             link = f"[{_title(r['notebook'])}]({r['notebook']}.ipynb)"
+            budget = TIME_BUDGETS.get(r["notebook"])
             lines.append(f"| {link} | {r.get('profile', '?')} | {r.get('seed', '?')} | "
-                         f"{r.get('device', '?')} | {r.get('seconds_since_setup') or 0:.0f} |")
+                         f"{r.get('device', '?')} | {r.get('seconds_since_setup') or 0:.0f} | "
+                         f"{f'{budget} s' if budget else '–'} | {_full_profile(r['notebook'], full_dir)} |")
         lines += ["", f"All chapters together: {total / 60:.1f} minutes (starting the kernel and "
                   "importing PyTorch add a few seconds per chapter). Machine: "
                   f"{_machine(records[0].get('machine', {}))}.", ""]
@@ -83,6 +123,19 @@ def render(results_dir: Path) -> str:
                       "| Quantity | Value |", "|---|---|"]
             lines += [f"| `{name}` | {_value(value)} |" for name, value in r["metrics"].items()]
             lines.append("")
+    full, _ = read_records(full_dir) if Path(full_dir).is_dir() else ([], [])
+    lines += ["## The full profile on a GPU", ""]
+    if not full:
+        lines += ["No full-profile run has been measured yet: the book quotes no full-profile "
+                  "number. CI runs every chapter's full-profile code for a few steps (a smoke "
+                  "run), so the code works; how well it learns is not known until someone runs "
+                  "it on a GPU and commits the results (see the README).", ""]
+    for r in full:
+        lines += [f"### {_title(r['notebook'])}", "",
+                  f"Recorded {r.get('finished', '?')}, seed {r.get('seed', '?')}, "
+                  f"{_machine(r.get('machine', {}))}.", "", "| Quantity | Value |", "|---|---|"]
+        lines += [f"| `{name}` | {_value(value)} |" for name, value in r["metrics"].items()]
+        lines.append("")
     benchmark = results_dir / BENCHMARK
     lines += ["## Benchmark: our multi-head attention against PyTorch's", ""]
     if benchmark.exists():
