@@ -253,7 +253,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         log.flush()
         was_training = model.training
         model.eval()
-        with torch.no_grad(), precision.autocast():
+        with torch.no_grad():  # in float32: evaluations may hand features to scikit-learn
             metrics = {k: _number(k, v) for k, v in evaluate(model).items()}
         model.train(was_training)
         history.evals.append({"step": step, "epoch": epoch, **metrics})

@@ -99,3 +99,61 @@ def test_meta_catches_what_it_claims_to():
         bool(torch.ones(3, device=META).all())
     with pytest.raises((RuntimeError, NotImplementedError)):
         F.softmax(torch.ones(3, device=META), 0).item()
+
+
+# -- mixed precision ------------------------------------------------------------------
+# On CUDA, train.fit runs every loss under torch.autocast. The CPU's autocast (bfloat16)
+# applies the same casting rules, so a dtype mismatch inside the library (a float32
+# buffer written with half-precision keys, a mask constant that overflows) shows up here.
+
+AUTOCAST = dict(device_type="cpu", dtype=torch.bfloat16)
+
+
+def test_seq2seq_transformer_trains_under_autocast():
+    config = transformer.TransformerConfig(src_vocab_size=11, tgt_vocab_size=13, d_model=16,
+                                           num_heads=2, num_encoder_layers=1,
+                                           num_decoder_layers=1, d_ff=32)
+    model = transformer.Seq2SeqTransformer(config)
+    src = torch.randint(3, 11, (2, 6))
+    src[1, 4:] = config.pad_id
+    tgt = torch.randint(3, 13, (2, 5))
+    with torch.autocast(**AUTOCAST):
+        logits = model(src, tgt)
+        loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten())
+    loss.backward()
+    assert torch.isfinite(loss) and logits.dtype == torch.bfloat16
+    with torch.autocast(**AUTOCAST):
+        assert model.greedy_decode(src, max_len=5).shape[0] == 2
+
+
+def test_detr_and_its_set_loss_under_autocast():
+    backbone = cnn.SmallCNN(1, widths=(8, 16), num_classes=0)
+    config = detr.DETRConfig(num_queries=5, d_model=16, num_heads=2, num_encoder_layers=1,
+                             num_decoder_layers=1, d_ff=32)
+    model, criterion = detr.DETR(backbone, 16, config), detr.SetCriterion(num_classes=10)
+    targets = [{"labels": torch.tensor([1, 2]), "boxes": torch.tensor([[0.3, 0.3, 0.2, 0.2],
+                                                                        [0.7, 0.6, 0.3, 0.2]])},
+               {"labels": torch.tensor([], dtype=torch.long), "boxes": torch.zeros(0, 4)}]
+    with torch.autocast(**AUTOCAST):
+        loss, logged = criterion(model(torch.rand(2, 1, 32, 32)), targets)
+    loss.backward()
+    assert torch.isfinite(loss) and set(logged) >= {"loss_ce", "loss_bbox", "loss_giou"}
+
+
+def test_moco_fills_its_float32_queue_under_autocast():
+    encoder = moco.EncoderWithHead(cnn.SmallCNN(1, widths=(8, 16), num_classes=0), 16, dim=8)
+    model = moco.MoCo(encoder, dim=8, queue_size=16)
+    images = torch.rand(4, 1, 16, 16)
+    with torch.autocast(**AUTOCAST):
+        loss, _ = model(moco.augment(images), moco.augment(images))
+    loss.backward()
+    assert model.queue.dtype == torch.float32 and int(model.queue_pointer) == 8
+
+
+def test_vit_trains_under_autocast():
+    model = vit.VisionTransformer(vit.ViTConfig(image_size=16, patch_size=4, d_model=16,
+                                                num_heads=2, num_layers=1))
+    with torch.autocast(**AUTOCAST):
+        loss = F.cross_entropy(model(torch.rand(3, 1, 16, 16)), torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert torch.isfinite(loss)
