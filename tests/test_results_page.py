@@ -36,7 +36,7 @@ def test_full_profile_column_says_not_measured_until_a_gpu_run_is_committed(tmp_
     course_lib.setup(seed=0, verbose=False)
     course_lib.record("04_transformer", test_exact_match=0.99, train_seconds=100.0)
     page = results_page.render(quick, full_dir=full)
-    assert "| 150 s | not measured yet |" in page
+    assert "| 100 (150) | not measured yet |" in page
     assert "No full-profile run has been measured yet" in page
 
     monkeypatch.setenv("COURSE_RESULTS_DIR", str(full))
