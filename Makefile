@@ -11,25 +11,25 @@ install:
 	$(PYTHON) -m pip install -r requirements.txt
 
 book: install
-	$(PYTHON) tools/build_book.py
+	$(PYTHON) -m tools.build_book
 
 test: install
 	$(PYTHON) -m pytest tests
-	$(PYTHON) tools/build_book.py
-	$(PYTHON) tools/smoke_run.py
+	$(PYTHON) -m tools.build_book
+	$(PYTHON) -m tools.smoke_run
 	$(PYTHON) -m pytest site_tests
 
 unit:
 	$(PYTHON) -m pytest tests
 
 smoke:  # every notebook's full profile for a few steps, on stand-in data
-	$(PYTHON) tools/smoke_run.py
+	$(PYTHON) -m tools.smoke_run
 
 site:   # the browser test alone, on an already built _book/html
 	$(PYTHON) -m pytest site_tests
 
 strip:
-	$(PYTHON) tools/notebooks.py strip
+	$(PYTHON) -m tools.notebooks strip
 
 clean:
 	rm -rf _book _build

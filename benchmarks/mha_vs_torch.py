@@ -1,11 +1,11 @@
 """course_lib's MultiHeadAttention against torch.nn.MultiheadAttention, on this machine.
 
-    python benchmarks/mha_vs_torch.py [--json results.json]
+    python benchmarks/mha_vs_torch.py [--json results.json] [--rounds N]
 
 Forward + backward of self-attention at B=32, T=128, D=256, H=8 (no mask, and with a
 key padding mask), both modules with identical weights, measured in the same run,
-interleaved, median of several rounds (course_lib.measure.compare_times, which uses
-torch.utils.benchmark). Prints a Markdown table; --json also writes the numbers.
+interleaved, median of several rounds (``course_lib.measure.mha_vs_torch``, which
+chapter 3 calls too). Prints a Markdown table; --json also writes the numbers.
 """
 
 from __future__ import annotations
@@ -16,20 +16,10 @@ import platform
 import sys
 
 import torch
-from torch import nn
 
-from course_lib import attention, measure
+from course_lib import measure
 
-B, T, D, H = 32, 128, 256, 8
-
-
-def step(module, x, **kwargs):
-    """One forward + backward pass."""
-    def run():
-        x.grad = None
-        out = module(x, x, x, **kwargs)[0]
-        out.sum().backward()
-    return run
+SHAPE = dict(B=32, T=128, D=256, H=8)
 
 
 def main(argv: list[str]) -> int:
@@ -38,36 +28,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
 
-    torch.manual_seed(0)
-    ours = attention.MultiHeadAttention(D, H)
-    theirs = nn.MultiheadAttention(D, H, batch_first=True)
-    ours.load_from_torch(theirs)
-    x = torch.randn(B, T, D, requires_grad=True)
-    lengths = torch.randint(T // 2, T + 1, (B,), generator=torch.Generator().manual_seed(1))
-    real = attention.padding_mask(lengths, T)
-
-    rows = []
-    for case, ours_kwargs, theirs_kwargs in [
-        ("no mask", {}, {"need_weights": False}),
-        ("key padding mask", {"key_padding_mask": real}, {"key_padding_mask": ~real, "need_weights": False}),
-    ]:
-        times = measure.compare_times({"course_lib": step(ours, x, **ours_kwargs),
-                                       "torch": step(theirs, x, **theirs_kwargs)},
-                                      rounds=args.rounds, min_run_time=0.5)
-        rows.append({"case": case, "course_lib_ms": 1e3 * times["course_lib"],
-                     "torch_ms": 1e3 * times["torch"], "ratio": times["course_lib"] / times["torch"]})
-
-    print(f"MultiHeadAttention, forward + backward, B={B}, T={T}, D={D}, H={H}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}")
-    print()
+    rows = measure.mha_vs_torch(SHAPE["B"], SHAPE["T"], SHAPE["D"], SHAPE["H"], rounds=args.rounds)
+    print(f"MultiHeadAttention, forward + backward, {SHAPE}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}, {platform.processor() or platform.machine()}\n")
     print("| case | course_lib (ms) | torch.nn.MultiheadAttention (ms) | time ratio |")
     print("|---|---|---|---|")
     for r in rows:
         print(f"| {r['case']} | {r['course_lib_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio']:.2f}× |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"shape": dict(B=B, T=T, D=D, H=H), "threads": torch.get_num_threads(),
-                       "torch": torch.__version__, "rows": rows}, f, indent=2)
+            json.dump({"shape": SHAPE, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                       "rows": rows}, f, indent=2)
     return 0
 
 

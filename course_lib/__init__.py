@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import numbers
 import os
 import platform
@@ -46,7 +45,9 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-__all__ = ["Config", "setup", "record", "current_config", "SMOKE_STEPS"]
+from ._checks import plain_value
+
+__all__ = ["Config", "setup", "record", "SMOKE_STEPS"]
 __version__ = "0.1.0"
 
 PROFILES = ("quick", "full")
@@ -64,10 +65,6 @@ class Config:
     device: torch.device
     started: float  # time.perf_counter() when setup() ran
     smoke: bool = False  # COURSE_SMOKE=1: training capped at SMOKE_STEPS steps, tiny data
-
-    @property
-    def quick(self) -> bool:
-        return self.profile == "quick"
 
     def choose(self, *, quick: T, full: T, smoke: dict | None = None) -> T:
         """Return ``quick`` or ``full`` for the current profile.
@@ -183,33 +180,6 @@ def setup(profile: str | None = None, seed: int | None = None,
     return _CONFIG
 
 
-def current_config() -> Config | None:
-    """The :class:`Config` of the last :func:`setup` call (``None`` before it)."""
-    return _CONFIG
-
-
-def _plain(name: str, value: Any) -> Any:
-    """Turn tensors and NumPy scalars into JSON-friendly Python values."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            return [_plain(name, v) for v in value.detach().cpu().tolist()]
-        value = value.item()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, (list, tuple)):
-        return [_plain(name, v) for v in value]
-    if isinstance(value, (bool, str)) or value is None:
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        if not math.isfinite(value):
-            raise ValueError(f"metric {name!r} is {value}; a headline number must be finite")
-        return float(value)
-    raise TypeError(f"metric {name!r} must be a number, bool, string or list of numbers; "
-                    f"got {type(value).__name__}")
-
-
 def _machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:  # the model name is nicer than 'x86_64' where /proc/cpuinfo exists
@@ -245,7 +215,7 @@ def record(notebook_stem: str, **metrics: Any) -> dict[str, Any]:
     path = Path(out_dir) / f"{notebook_stem}.json" if out_dir else None
     if path is not None:
         path.unlink(missing_ok=True)  # a failed record must not leave the last run's numbers
-    values = {name: _plain(name, value) for name, value in metrics.items()}
+    values = {name: plain_value(name, value) for name, value in metrics.items()}
 
     width = max(len(name) for name in values)
     print(f"Results of {notebook_stem}:")

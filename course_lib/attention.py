@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_floating, check_tensor, shape_str
+from ._checks import check_floating, check_size, check_tensor, shape_str
 
 __all__ = [
     "gaussian_kernel", "boxcar_kernel", "epanechnikov_kernel", "KERNELS",
@@ -172,8 +172,7 @@ def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     check_tensor("lengths", lengths, ndim=1, expected="(batch,)")
     if torch.is_floating_point(lengths) or lengths.dtype == torch.bool:
         raise TypeError(f"lengths must be an integer tensor; got dtype {lengths.dtype}")
-    if not isinstance(max_len, int) or max_len < 0:
-        raise ValueError(f"max_len must be a non-negative integer; got {max_len!r}")
+    max_len = check_size("max_len", max_len, minimum=0)
     if lengths.numel() and (lengths.min() < 0 or lengths.max() > max_len):
         raise ValueError(f"lengths must lie in [0, max_len={max_len}]; got {lengths.tolist()}")
     return torch.arange(max_len, device=lengths.device) < lengths[:, None]
@@ -207,14 +206,23 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None,
     in which every key is masked gets all-zero weights instead of NaN, and its
     gradient is zero, not NaN. Returns weights of the same shape as ``scores``.
     """
-    check_tensor("scores", scores, min_ndim=1, expected="(..., n_q, n_k)")
-    check_floating("scores", scores)
+    _check_scores_and_mask(scores, mask)
+    return _masked_softmax(scores, mask, dim)
+
+
+def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
     if mask is None:
         return torch.softmax(scores, dim=dim)
-    _check_mask(mask, scores.shape, "(..., n_q, n_k)")
     scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     # A fully masked row is now constant, so its softmax is uniform; zero it out.
     return torch.softmax(scores, dim=dim).masked_fill(~mask, 0.0)
+
+
+def _check_scores_and_mask(scores, mask) -> None:
+    check_tensor("scores", scores, min_ndim=1, expected="(..., n_q, n_k)")
+    check_floating("scores", scores)
+    if mask is not None:
+        _check_mask(mask, scores.shape, "(..., n_q, n_k)")
 
 
 def _check_qkv(queries, keys, values, mask) -> torch.Size:
@@ -223,6 +231,9 @@ def _check_qkv(queries, keys, values, mask) -> torch.Size:
                            ("values", values, "(..., n_k, d_v)")):
         check_tensor(name, x, min_ndim=2, expected=shape)
         check_floating(name, x)
+    if not _autocasting(queries) and not queries.dtype == keys.dtype == values.dtype:
+        raise TypeError(f"queries, keys and values must have one dtype; got {queries.dtype}, "
+                        f"{keys.dtype} and {values.dtype} (convert with .to(queries.dtype))")
     if queries.shape[-1] != keys.shape[-1]:
         raise ValueError("queries and keys must have the same feature size d for a dot product: "
                          f"queries {shape_str(queries)} has d={queries.shape[-1]}, "
@@ -239,6 +250,16 @@ def _check_qkv(queries, keys, values, mask) -> torch.Size:
     if mask is not None:
         _check_mask(mask, scores_shape, "(..., n_q, n_k)")
     return scores_shape
+
+
+def _autocasting(x: torch.Tensor) -> bool:
+    """Whether ``torch.autocast`` is on for ``x``'s device (then inputs and weights may differ)."""
+    if x.device.type not in ("cpu", "cuda", "mps", "xpu"):
+        return False                                   # e.g. the meta device: no autocast there
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except TypeError:  # PyTorch < 2.4
+        return torch.is_autocast_enabled() if x.device.type == "cuda" else torch.is_autocast_cpu_enabled()
 
 
 class AdditiveAttention(nn.Module):
@@ -263,6 +284,14 @@ class AdditiveAttention(nn.Module):
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         """queries (..., n_q, query_size), keys (..., n_k, key_size), values (..., n_k, d_v),
         mask bool broadcastable to (..., n_q, n_k) -> output (..., n_q, d_v)."""
+        self._check_inputs(queries, keys, values)
+        q, k = self.W_q(queries), self.W_k(keys)                  # (..., n_q, h), (..., n_k, h)
+        features = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (..., n_q, n_k, h)
+        scores = self.w_v(features).squeeze(-1)                   # (..., n_q, n_k)
+        self.attention_weights = masked_softmax(scores, mask)
+        return self.dropout(self.attention_weights) @ values      # (..., n_q, d_v)
+
+    def _check_inputs(self, queries, keys, values) -> None:
         for name, x, size in (("queries", queries, self.W_q.in_features),
                               ("keys", keys, self.W_k.in_features)):
             check_tensor(name, x, min_ndim=2, expected=f"(..., n, {size})")
@@ -273,11 +302,6 @@ class AdditiveAttention(nn.Module):
         if keys.shape[-2] != values.shape[-2]:
             raise ValueError(f"keys and values must come in pairs (same n_k): keys {shape_str(keys)}, "
                              f"values {shape_str(values)}")
-        q, k = self.W_q(queries), self.W_k(keys)                  # (..., n_q, h), (..., n_k, h)
-        features = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (..., n_q, n_k, h)
-        scores = self.w_v(features).squeeze(-1)                   # (..., n_q, n_k)
-        self.attention_weights = masked_softmax(scores, mask)
-        return self.dropout(self.attention_weights) @ values      # (..., n_q, d_v)
 
 
 def scaled_dot_product_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
@@ -294,9 +318,14 @@ def scaled_dot_product_attention(queries: torch.Tensor, keys: torch.Tensor, valu
         output (..., n_q, d_v) and weights (..., n_q, n_k) (before dropout).
     """
     _check_qkv(queries, keys, values, mask)
+    return _attend(queries, keys, values, mask, dropout_p)
+
+
+def _attend(queries, keys, values, mask, dropout_p: float):
+    keys, values = _ignore_unseen_keys(keys, values, mask)
     d = queries.shape[-1]
     scores = queries @ keys.transpose(-2, -1) / math.sqrt(d)    # (..., n_q, n_k)
-    weights = masked_softmax(scores, mask)
+    weights = _masked_softmax(scores, mask)
     dropped = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
     return dropped @ values, weights                            # (..., n_q, d_v)
 
@@ -310,14 +339,28 @@ def fused_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Ten
     no allowed key gets a zero output, as in the explicit version.
     """
     _check_qkv(queries, keys, values, mask)
+    return _attend_fused(queries, keys, values, mask, dropout_p)
+
+
+def _attend_fused(queries, keys, values, mask, dropout_p: float) -> torch.Tensor:
+    keys, values = _ignore_unseen_keys(keys, values, mask)
     output = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
                                             dropout_p=dropout_p)
-    if mask is not None:
-        # Recent PyTorch versions already return zeros for fully masked rows; older ones
-        # (and some GPU kernels) give NaN. Make the convention explicit either way (without
-        # asking the GPU whether any row is fully masked: that would stop it at every call).
-        output = output.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
-    return output
+    if mask is None:
+        return output
+    # Recent PyTorch versions already return zeros for fully masked rows; older ones
+    # (and some GPU kernels) give NaN. Make the convention explicit either way (without
+    # asking the GPU whether any row is fully masked: that would stop it at every call).
+    return output.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+
+
+def _ignore_unseen_keys(keys, values, mask):
+    """Zero the keys and values that no query may attend to (padding, typically), so that
+    whatever they hold -- even NaN or inf -- cannot reach the output (0 x NaN is NaN)."""
+    if mask is None:
+        return keys, values
+    unseen = ~mask.any(dim=-2).unsqueeze(-1)                    # (..., n_k, 1)
+    return torch.where(unseen, 0.0, keys), torch.where(unseen, 0.0, values)
 
 
 # ---------------------------------------------------------------------------
@@ -329,16 +372,25 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(B, T, D) -> (B, H, T, D/H). Head h holds features h*D/H ... (h+1)*D/H - 1,
     the layout ``nn.MultiheadAttention`` uses."""
     check_tensor("x", x, ndim=3, expected="(batch, tokens, d_model)")
+    num_heads = check_size("num_heads", num_heads)
+    if x.shape[-1] % num_heads:
+        raise ValueError(f"num_heads must be a positive integer dividing d_model={x.shape[-1]}; "
+                         f"got {num_heads}")
+    return _split_heads(x, num_heads)
+
+
+def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     batch, tokens, d_model = x.shape
-    if not isinstance(num_heads, int) or num_heads < 1 or d_model % num_heads:
-        raise ValueError(f"num_heads must be a positive integer dividing d_model={d_model}; "
-                         f"got {num_heads!r}")
     return x.view(batch, tokens, num_heads, d_model // num_heads).transpose(1, 2)
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(B, H, T, D/H) -> (B, T, D): the inverse of :func:`split_heads` (concatenate heads)."""
     check_tensor("x", x, ndim=4, expected="(batch, heads, tokens, head_dim)")
+    return _merge_heads(x)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     batch, heads, tokens, head_dim = x.shape
     return x.transpose(1, 2).reshape(batch, tokens, heads * head_dim)
 
@@ -359,9 +411,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        if not isinstance(d_model, int) or d_model < 1:
-            raise ValueError(f"d_model must be a positive integer; got {d_model!r}")
-        if not isinstance(num_heads, int) or num_heads < 1 or d_model % num_heads:
+        d_model, num_heads = check_size("d_model", d_model), check_size("num_heads", num_heads)
+        if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads}): "
                              "each head gets d_model / num_heads features")
         self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
@@ -407,7 +458,7 @@ class MultiHeadAttention(nn.Module):
             mask = key_padding_mask[:, None, None, :]                     # (B, 1, 1, n_k)
         if attn_mask is not None:
             check_tensor("attn_mask", attn_mask, ndim=(2, 3, 4),
-                         expected=f"(n_q, n_k), (batch, n_q, n_k) or (batch, heads, n_q, n_k)")
+                         expected="(n_q, n_k), (batch, n_q, n_k) or (batch, heads, n_q, n_k)")
             if attn_mask.dtype != torch.bool:
                 raise TypeError("attn_mask must be a bool tensor (True = may attend); "
                                 f"got dtype {attn_mask.dtype}")
@@ -436,24 +487,33 @@ class MultiHeadAttention(nn.Module):
         """
         key = query if key is None else key
         value = key if value is None else value
+        mask = self._check_inputs(query, key, value, key_padding_mask, attn_mask)
+
+        q, k, v = self._project(query, key, value)                          # (B, T, D) each
+        q, k, v = (_split_heads(t, self.num_heads) for t in (q, k, v))     # (B, H, T, D/H)
+        dropout_p = self.dropout if self.training else 0.0
+        if need_weights:
+            heads, weights = _attend(q, k, v, mask, dropout_p)
+        else:
+            heads, weights = _attend_fused(q, k, v, mask, dropout_p), None
+        return self.out_proj(_merge_heads(heads)), weights                 # (B, n_q, D)
+
+    def _check_inputs(self, query, key, value, key_padding_mask, attn_mask) -> torch.Tensor | None:
+        """Check the inputs of :meth:`forward`; return the combined mask."""
         for name, x in (("query", query), ("key", key), ("value", value)):
             check_tensor(name, x, ndim=3, expected=f"(batch, tokens, d_model={self.d_model})")
             if x.shape[-1] != self.d_model:
                 raise ValueError(f"{name} must have d_model={self.d_model} features; got shape {shape_str(x)}")
+        weights_dtype = self.in_proj.weight.dtype
+        if not _autocasting(query) and not query.dtype == key.dtype == value.dtype == weights_dtype:
+            raise TypeError(f"query, key, value and the weights must have one dtype; got {query.dtype}, "
+                            f"{key.dtype}, {value.dtype} and {weights_dtype} (convert the inputs with "
+                            f".to({weights_dtype}), or the module with .to(dtype))")
         if key.shape[:2] != value.shape[:2] or query.shape[0] != key.shape[0]:
             raise ValueError(f"query {shape_str(query)}, key {shape_str(key)} and value {shape_str(value)} "
                              "must share the batch size, and key and value the number of tokens")
         batch, n_q, n_k = query.shape[0], query.shape[1], key.shape[1]
-        mask = self._combined_mask(batch, n_q, n_k, key_padding_mask, attn_mask)
-
-        q, k, v = self._project(query, key, value)                          # (B, T, D) each
-        q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))      # (B, H, T, D/H)
-        dropout_p = self.dropout if self.training else 0.0
-        if need_weights:
-            heads, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)
-        else:
-            heads, weights = fused_attention(q, k, v, mask, dropout_p), None
-        return self.out_proj(merge_heads(heads)), weights                  # (B, n_q, D)
+        return self._combined_mask(batch, n_q, n_k, key_padding_mask, attn_mask)
 
     @torch.no_grad()
     def load_from_torch(self, module: nn.MultiheadAttention) -> "MultiHeadAttention":
@@ -464,6 +524,11 @@ class MultiHeadAttention(nn.Module):
                 or module.in_proj_weight is None:
             raise ValueError("module must have the same d_model and num_heads and packed "
                              "in-projection weights")
+        theirs, ours = module.in_proj_bias is not None, self.in_proj.bias is not None
+        if theirs != ours:
+            raise ValueError(f"module has {'biases' if theirs else 'no biases'} but this "
+                             f"MultiHeadAttention {'has' if ours else 'has none'}; build it with "
+                             f"bias={theirs} to copy every weight")
         self.in_proj.weight.copy_(module.in_proj_weight)
         self.out_proj.weight.copy_(module.out_proj.weight)
         if self.in_proj.bias is not None:
@@ -477,9 +542,8 @@ class MultiHeadAttention(nn.Module):
 
 def sinusoidal_positional_encoding(num_positions: int, d_model: int) -> torch.Tensor:
     """(num_positions, d_model): PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...)."""
-    if not isinstance(num_positions, int) or num_positions < 1:
-        raise ValueError(f"num_positions must be a positive integer; got {num_positions!r}")
-    if not isinstance(d_model, int) or d_model < 2 or d_model % 2:
+    num_positions, d_model = check_size("num_positions", num_positions), check_size("d_model", d_model)
+    if d_model < 2 or d_model % 2:
         raise ValueError(f"d_model must be an even integer >= 2 (sin/cos pairs); got {d_model!r}")
     position = torch.arange(num_positions, dtype=torch.float32)[:, None]        # (P, 1)
     frequency = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)  # (D/2,)

@@ -6,17 +6,18 @@ Nothing here touches the network in the quick profile. Every generator takes a
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ImageSplit", "load_digits_images", "random_affine", "load_fashion_mnist",
+from ._checks import check_floating, check_size, check_tensor
+
+__all__ = ["shuffled_batches", "ShuffledBatches", "ImageSplit", "load_digits_images", "random_affine", "load_fashion_mnist",
            "DetectionSet", "make_digit_canvases", "digit_detection_data", "shifted_digits",
            "load_cifar10",
            "Regression1D", "true_regression_function", "make_regression_1d", "make_face_scene",
@@ -145,9 +146,61 @@ class Vocab:
         return out
 
 
+class ShuffledBatches:
+    """Mini-batches of ``data`` in a new random order at every pass (see
+    :func:`shuffled_batches`); re-iterable, so one object serves every epoch."""
+
+    def __init__(self, data, batch_size: int, generator: torch.Generator | None, drop_last: bool,
+                 shuffle: bool):
+        self.data, self.batch_size, self.generator = data, batch_size, generator
+        self.drop_last, self.shuffle = drop_last, shuffle
+        parts = data if isinstance(data, tuple) else (data,)
+        self.length = len(parts[0])
+        if any(len(part) != self.length for part in parts):
+            raise ValueError(f"every part of data must have the same length; got {[len(p) for p in parts]}")
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.length, self.batch_size)
+        return full + (rest > 0 and not self.drop_last)
+
+    def __iter__(self):
+        order = torch.randperm(self.length, generator=self.generator) if self.shuffle \
+            else torch.arange(self.length)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start:start + self.batch_size]
+            if isinstance(self.data, tuple):
+                yield tuple(_take(part, index) for part in self.data)
+            else:
+                yield _take(self.data, index)
+
+
+def _take(part, index: torch.Tensor):
+    if isinstance(part, torch.Tensor):
+        return part[index.to(part.device)]
+    return [part[i] for i in index.tolist()]
+
+
+def shuffled_batches(data, batch_size: int, generator: torch.Generator | None = None,
+                     drop_last: bool = False, shuffle: bool = True) -> ShuffledBatches:
+    """Mini-batches of ``data``: a tensor, a list, or a tuple of them indexed together
+    (e.g. ``(images, labels)``), cut along the first dimension into ``batch_size`` pieces
+    in a fresh random order every pass (drawn from ``generator``). ``drop_last`` drops
+    a last, smaller batch. The result is re-iterable: hand it to ``train.fit`` for any
+    number of steps or epochs."""
+    return ShuffledBatches(data, check_size("batch_size", batch_size), generator, drop_last, shuffle)
+
+
 def _pad(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
     length = max(len(s) for s in sequences)
     return torch.tensor([s + [pad_id] * (length - len(s)) for s in sequences], dtype=torch.long)
+
+
+def _check_sentences(sentences) -> None:
+    if isinstance(sentences, str):
+        raise TypeError(f"sentences must be a list of sentences; got one string, {sentences!r}. "
+                        "Wrap it in a list: [sentence]")
+    if not len(sentences):
+        raise ValueError("sentences is empty; give at least one sentence")
 
 
 @dataclass
@@ -162,11 +215,13 @@ class TranslationTask:
 
     def encode_source(self, sentences: Sequence[str]) -> torch.Tensor:
         """Source sentences -> (B, S) ids ending in <eos>, padded."""
+        _check_sentences(sentences)
         return _pad([self.src_vocab.encode(tokenize(s)) for s in sentences], Vocab.PAD)
 
     def encode_target(self, sentences: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Target sentences -> decoder input (<bos> w1 ... wn) and labels (w1 ... wn <eos>),
         both (B, T), padded."""
+        _check_sentences(sentences)
         ids = [self.tgt_vocab.encode(tokenize(s), add_bos=True, add_eos=True) for s in sentences]
         return _pad([i[:-1] for i in ids], Vocab.PAD), _pad([i[1:] for i in ids], Vocab.PAD)
 
@@ -180,17 +235,8 @@ class TranslationTask:
 
         (Sorting pairs by length into batches would cut padding by a quarter here, but
         batches of all-short or all-long numbers made training markedly worse.)"""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive; got {batch_size}")
-        order = torch.randperm(len(pairs), generator=generator).tolist() if generator else range(len(pairs))
-        chosen = [pairs[i] for i in order]
-        out = []
-        for start in range(0, len(chosen), batch_size):
-            chunk = chosen[start:start + batch_size]
-            src = self.encode_source([s for s, _ in chunk])
-            tgt_in, tgt_out = self.encode_target([t for _, t in chunk])
-            out.append((src, tgt_in, tgt_out))
-        return out
+        return [(self.encode_source([s for s, _ in chunk]), *self.encode_target([t for _, t in chunk]))
+                for chunk in shuffled_batches(list(pairs), batch_size, generator, shuffle=generator is not None)]
 
     def __repr__(self) -> str:
         return (f"TranslationTask(train {len(self.train_pairs)}, valid {len(self.valid_pairs)}, "
@@ -288,11 +334,12 @@ def load_digits_images(size: int = 16, test_fraction: float = 0.2, seed: int = 0
 def random_affine(images: torch.Tensor, rotation: float = 15.0, translate: float = 0.1,
                   scale: tuple[float, float] = (0.9, 1.1),
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """A random rotation (degrees), translation (fraction of the size) and scale per image,
-    for a whole batch at once (``affine_grid`` + ``grid_sample``; empty areas are 0)."""
-    if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        raise ValueError(f"images must be a (batch, channels, height, width) tensor; got "
-                         f"{getattr(images, 'shape', type(images))}")
+    """A random rotation (up to ``rotation`` degrees), shift (up to ``translate`` of the
+    size) and magnification (in ``scale``; above 1 zooms in) of every image of a
+    (B, C, H, W) batch, as one affine warp (``affine_grid`` + ``grid_sample``; empty
+    areas are 0). The book's one geometric augmentation (``moco.augment`` uses it too)."""
+    check_tensor("images", images, ndim=4, expected="(batch, channels, height, width)")
+    check_floating("images", images)
     b, device = images.shape[0], images.device
 
     def uniform(low, high):
@@ -301,7 +348,7 @@ def random_affine(images: torch.Tensor, rotation: float = 15.0, translate: float
     angle = uniform(-rotation, rotation) * math.pi / 180
     zoom = uniform(*scale)
     shift_x, shift_y = uniform(-translate, translate) * 2, uniform(-translate, translate) * 2
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom      # the grid shrinks to zoom in
     theta = torch.stack([torch.stack([cos, -sin, shift_x], -1),
                          torch.stack([sin, cos, shift_y], -1)], 1)              # (B, 2, 3)
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
@@ -359,12 +406,10 @@ class DetectionSet:
         objects = sum(len(t["labels"]) for t in self.targets)
         return f"DetectionSet({len(self)} canvases {tuple(self.images.shape[-2:])}, {objects} objects)"
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None):
-        """(images, targets) batches; shuffled if a generator is given."""
-        order = torch.randperm(len(self), generator=generator) if generator else torch.arange(len(self))
-        for start in range(0, len(self), batch_size):
-            idx = order[start:start + batch_size]
-            yield self.images[idx], [self.targets[i] for i in idx.tolist()]
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> ShuffledBatches:
+        """(images, targets) batches, re-iterable; shuffled if a generator is given."""
+        return shuffled_batches((self.images, self.targets), batch_size, generator,
+                                shuffle=generator is not None)
 
 
 def make_digit_canvases(n: int, digit_images: torch.Tensor, digit_labels: torch.Tensor,
@@ -381,6 +426,8 @@ def make_digit_canvases(n: int, digit_images: torch.Tensor, digit_labels: torch.
         raise ValueError(f"digit_images must be (K, height, width); got {tuple(digit_images.shape)}")
     if not 1 <= min_objects <= max_objects:
         raise ValueError(f"need 1 <= min_objects <= max_objects; got {min_objects}, {max_objects}")
+    if not 1 <= min_size <= max_size:
+        raise ValueError(f"need 1 <= min_size <= max_size; got min_size={min_size}, max_size={max_size}")
     if max_size > canvas_size:
         raise ValueError(f"max_size ({max_size}) must fit in the canvas ({canvas_size})")
     g = torch.Generator().manual_seed(seed)

@@ -132,13 +132,30 @@ class HungarianMatcher(nn.Module):
         empty = torch.empty(0, dtype=torch.long)
         if sum(sizes) == 0:
             return [(empty, empty) for _ in targets]
+        _check_labels(all_targets["labels"], logits.shape[-1] - 1)
         cost = self.cost_matrix(logits.flatten(0, 1), boxes.flatten(0, 1), all_targets)
-        blocks = cost.view(batch, n, -1).cpu().split(sizes, dim=-1)     # B x (N, M_b)
+        cost = cost.view(batch, n, -1).cpu()          # the solver runs on the CPU anyway
+        if not torch.isfinite(cost).all():
+            raise FloatingPointError("DETR's predictions hold NaN or inf, so nothing can be matched: "
+                                     "training diverged. Lower the learning rate, clip gradients "
+                                     "(fit(..., clip_grad_norm=0.1)) or check the inputs")
+        blocks = cost.split(sizes, dim=-1)                              # B x (N, M_b)
         matches = []
         for b, block in enumerate(blocks):
             rows, cols = linear_sum_assignment(block[b].numpy()) if sizes[b] else ([], [])
             matches.append((torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)))
         return matches
+
+
+def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    """Target labels must be real classes 0 .. num_classes - 1 (num_classes is "no object").
+    Read on the CPU copy the matcher needs anyway, so no extra GPU wait."""
+    labels = labels.cpu()
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"target labels must be integer class ids; got dtype {labels.dtype}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"target labels must lie in 0 .. {num_classes - 1} (the model's num_classes is "
+                         f"{num_classes}; {num_classes} means 'no object'); got {sorted(set(labels.tolist()))}")
 
 
 class SetCriterion(nn.Module):
@@ -254,11 +271,14 @@ class DETR(nn.Module):
     attention layer.
     """
 
-    def __init__(self, backbone: nn.Module, backbone_channels: int, config: DETRConfig):
+    def __init__(self, backbone: nn.Module, config: DETRConfig):
         super().__init__()
+        if not (hasattr(backbone, "feature_map") and isinstance(getattr(backbone, "out_channels", None), int)):
+            raise TypeError("backbone must have a feature_map(images) method and an out_channels "
+                            "attribute (e.g. a cnn.SmallCNN)")
         c = self.config = config
         self.backbone = backbone                    # images -> (B, C, H', W'), via .feature_map
-        self.input_projection = nn.Conv2d(backbone_channels, c.d_model, kernel_size=1)
+        self.input_projection = nn.Conv2d(backbone.out_channels, c.d_model, kernel_size=1)
         self.encoder = nn.ModuleList(EncoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout)
                                      for _ in range(c.num_encoder_layers))
         self.decoder = nn.ModuleList(DecoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout)

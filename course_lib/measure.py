@@ -4,6 +4,9 @@
   machine's state (caches, frequency, another process) favour one of them; this
   alternates between them for several rounds and reports each one's median, with
   ``torch.utils.benchmark`` underneath.
+* :func:`mha_vs_torch` -- chapter 3's :class:`~course_lib.attention.MultiHeadAttention`
+  against ``torch.nn.MultiheadAttention`` with the same weights, timed that way (the
+  chapter and ``benchmarks/mha_vs_torch.py`` both call it).
 * :func:`peak_memory` -- the most bytes held at once by the tensors a function
   creates, counted op by op (portable: no CUDA, no allocator statistics needed).
 """
@@ -15,15 +18,25 @@ import statistics
 import weakref
 from collections.abc import Callable
 
-__all__ = ["compare_times", "peak_memory"]
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
-# torch.utils.benchmark imports torch.utils.cpp_extension, which warns on machines
-# without a CUDA toolkit; the warning is irrelevant to timing Python callables.
-logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-import torch  # noqa: E402
-from torch.utils import benchmark  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
-from torch.utils._pytree import tree_flatten  # noqa: E402
+__all__ = ["compare_times", "mha_vs_torch", "peak_memory"]
+
+
+def _benchmark_module():
+    """``torch.utils.benchmark``, imported on first use. Its import loads
+    ``torch.utils.cpp_extension``, which logs a warning on machines without a CUDA
+    toolkit, irrelevant to timing Python callables: silenced for that import only."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        logger.setLevel(level)
+    return benchmark
 
 
 def compare_times(candidates: dict[str, Callable[[], object]], rounds: int = 5,
@@ -39,14 +52,48 @@ def compare_times(candidates: dict[str, Callable[[], object]], rounds: int = 5,
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1; got {rounds}")
     samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for name, fn in candidates.items():  # warm-up: first calls allocate and pick kernels
+    for fn in candidates.values():  # warm-up: first calls allocate and pick kernels
         fn()
     for _ in range(rounds):
         for name, fn in candidates.items():
-            timer = benchmark.Timer(stmt="fn()", globals={"fn": fn},
+            timer = _benchmark_module().Timer(stmt="fn()", globals={"fn": fn},
                                     num_threads=torch.get_num_threads())
             samples[name].append(timer.blocked_autorange(min_run_time=min_run_time).median)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def mha_vs_torch(batch: int = 32, tokens: int = 128, d_model: int = 256, num_heads: int = 8,
+                 rounds: int = 5, min_run_time: float = 0.5, seed: int = 0) -> list[dict]:
+    """Forward + backward of self-attention through ``attention.MultiHeadAttention`` and
+    ``nn.MultiheadAttention`` with identical weights, without a mask and with a key
+    padding mask. One row per case: ``case``, ``course_lib_ms``, ``torch_ms`` and
+    ``ratio`` (below 1: course_lib is faster)."""
+    from torch import nn
+
+    from .attention import MultiHeadAttention, padding_mask
+
+    torch.manual_seed(seed)
+    theirs = nn.MultiheadAttention(d_model, num_heads, batch_first=True)
+    ours = MultiHeadAttention(d_model, num_heads).load_from_torch(theirs)
+    x = torch.randn(batch, tokens, d_model, requires_grad=True)
+    lengths = torch.randint(tokens // 2, tokens + 1, (batch,), generator=torch.Generator().manual_seed(seed + 1))
+    real = padding_mask(lengths, tokens)
+
+    def step(module, **kwargs):                                  # one forward + backward pass
+        def run():
+            x.grad = None
+            module(x, x, x, **kwargs)[0].sum().backward()
+        return run
+
+    rows = []
+    for case, ours_kwargs, theirs_kwargs in [
+            ("no mask", {}, {"need_weights": False}),
+            ("key padding mask", {"key_padding_mask": real}, {"key_padding_mask": ~real, "need_weights": False})]:
+        times = compare_times({"course_lib": step(ours, **ours_kwargs), "torch": step(theirs, **theirs_kwargs)},
+                              rounds=rounds, min_run_time=min_run_time)
+        rows.append({"case": case, "course_lib_ms": 1e3 * times["course_lib"], "torch_ms": 1e3 * times["torch"],
+                     "ratio": times["course_lib"] / times["torch"]})
+    return rows
 
 
 class _TensorMemoryTracker(TorchDispatchMode):

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_tensor, shape_str
+from .data import random_affine
 
 __all__ = ["augment", "augment_colour", "info_nce_logits", "momentum_update", "SplitBatchNorm", "batch_shuffle",
            "batch_unshuffle", "EncoderWithHead", "MoCo", "knn_predict", "extract_features", "linear_probe"]
@@ -32,6 +33,17 @@ __all__ = ["augment", "augment_colour", "info_nce_logits", "momentum_update", "S
 # ---------------------------------------------------------------------------
 # 1. Views
 # ---------------------------------------------------------------------------
+
+
+def _check_images(images, expected: str) -> None:
+    check_tensor("images", images, ndim=4, expected=expected)
+    if not images.is_floating_point():
+        raise TypeError(f"images must be floats in [0, 1]; got dtype {images.dtype}: "
+                        "convert 0-255 images with images.float() / 255")
+    # reading values is free on the CPU; on a GPU it would wait for it at every step
+    if images.device.type == "cpu" and images.numel() and images.max() > 1:
+        raise ValueError(f"images must be in [0, 1]; got values up to {images.max().item():.4g}: "
+                         "divide 0-255 images by 255")
 
 
 def augment(images: torch.Tensor, generator: torch.Generator | None = None,
@@ -42,22 +54,17 @@ def augment(images: torch.Tensor, generator: torch.Generator | None = None,
     (zoom into a random region; area fraction in ``scale``), rotation, shift, contrast and
     brightness jitter, Gaussian noise and, with probability ``erase``, a random erased
     rectangle. No flips: a mirrored 2 is not a 2."""
-    check_tensor("images", images, ndim=4, expected="(batch, channels, height, width)")
+    _check_images(images, "(batch, channels, height, width)")
     b, _, h, w = images.shape
     device = images.device
 
     def uniform(low, high, *shape):
         return (low + (high - low) * torch.rand(*(shape or (b,)), generator=generator)).to(device)
 
-    # crop + rotation + shift as one affine warp (zoom in = scale the sampling grid down)
-    zoom = uniform(*scale).sqrt()
-    angle = uniform(-rotation, rotation) * math.pi / 180
-    shift = uniform(-translate, translate, b, 2) * 2
-    cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], -1),
-                         torch.stack([sin, cos, shift[:, 1]], -1)], 1)
-    grid = F.affine_grid(theta.to(images.dtype), [b, images.shape[1], h, w], align_corners=False)
-    views = F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
+    # crop + rotation + shift as one affine warp: a crop of area fraction a is the image
+    # magnified by 1 / sqrt(a)
+    magnification = (1 / math.sqrt(scale[1]), 1 / math.sqrt(scale[0]))
+    views = random_affine(images, rotation, translate, magnification, generator)
     # contrast and brightness
     factor = uniform(1 - contrast, 1 + contrast).view(b, 1, 1, 1)
     offset = uniform(-contrast / 4, contrast / 4).view(b, 1, 1, 1)
@@ -118,7 +125,7 @@ def augment_colour(images: torch.Tensor, generator: torch.Generator | None = Non
     Only a few random numbers per image are drawn (with ``generator``, on the CPU); the
     pixels stay on the images' device and no Python loop runs over the images.
     """
-    check_tensor("images", images, ndim=4, expected="(batch, 3, height, width), RGB in [0, 1]")
+    _check_images(images, "(batch, 3, height, width), RGB in [0, 1]")
     if images.shape[1] != 3:
         raise ValueError(f"augment_colour needs RGB images (batch, 3, height, width); got "
                          f"{shape_str(images)}; use augment for grey images")

@@ -1,10 +1,11 @@
 """One small training loop for the whole book.
 
-:func:`fit` runs ``loss_fn(model, batch)`` over batches for some epochs (or steps, or
-seconds), steps the optimizer (and scheduler), clips gradients if asked, shows a
+:func:`fit` runs ``loss_fn(model, batch)`` over batches for a number of steps (or epochs,
+or seconds), steps the optimizer (and scheduler), clips gradients if asked, shows a
 progress bar and returns a :class:`History` that can plot itself. What differs
 between chapters -- a regression loss, a translation loss, DETR's set loss, MoCo's
-InfoNCE -- lives in ``loss_fn``; the loop stays the same.
+InfoNCE -- lives in ``loss_fn``; the loop stays the same. Batches usually come from
+:func:`course_lib.data.shuffled_batches`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
-__all__ = ["History", "fit", "to_device", "warmup_inverse_sqrt", "warmup_cosine"]
+from ._checks import plain_number
+
+__all__ = ["History", "fit", "to_device", "warmup_cosine"]
 
 
 @dataclass
@@ -82,20 +85,6 @@ class History:
         return fig
 
 
-def warmup_inverse_sqrt(optimizer: torch.optim.Optimizer, d_model: int, warmup_steps: int,
-                        factor: float = 1.0) -> torch.optim.lr_scheduler.LambdaLR:
-    """The Transformer's schedule (Vaswani et al., 2017, eq. 3), stepped once per step:
-    lr = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5) -- linear warm-up,
-    then decay as 1/sqrt(step). Set the optimizer's lr to 1; this multiplies it."""
-    if warmup_steps < 1:
-        raise ValueError(f"warmup_steps must be positive; got {warmup_steps}")
-
-    def rate(step: int) -> float:
-        step = step + 1
-        return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
-
-
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
                   final_fraction: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up to the optimizer's lr, then cosine decay to ``final_fraction`` of it
@@ -125,18 +114,9 @@ def to_device(batch: Any, device: torch.device | str | None) -> Any:
     return batch
 
 
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"loss_fn reported {name!r} with shape {tuple(value.shape)}; "
-                             "logged values must be scalars")
-        return value.detach().item()
-    return float(value)
-
-
 def _smoke_steps() -> int | None:
     """In a smoke run (``COURSE_SMOKE=1``) every training loop stops after a few steps."""
-    from . import SMOKE_STEPS, _CONFIG
+    from . import _CONFIG, SMOKE_STEPS
 
     return SMOKE_STEPS if _CONFIG is not None and _CONFIG.smoke else None
 
@@ -146,7 +126,7 @@ class _MixedPrecision:
     gradient scaler -- and plain float32 everywhere else (the CPU, MPS)."""
 
     def __init__(self, device_type: str, enabled: bool | None):
-        self.enabled = device_type == "cuda" if enabled is None else enabled and device_type == "cuda"
+        self.enabled = device_type == "cuda" and enabled is not False
         self.dtype = torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
 
@@ -154,7 +134,7 @@ class _MixedPrecision:
         return torch.autocast("cuda", dtype=self.dtype, enabled=self.enabled)
 
 
-def _model_device_type(model: nn.Module, device: torch.device | str | None) -> str:
+def _device_type(model: nn.Module, device: torch.device | str | None) -> str:
     if device is not None:
         return torch.device(device).type
     parameter = next(model.parameters(), None)
@@ -165,7 +145,7 @@ class _StepLog:
     """Per-step numbers kept as tensors and read in one go every ``every`` steps, so that a
     GPU is not stopped at every step to copy a loss to the host."""
 
-    def __init__(self, history: "History", every: int):
+    def __init__(self, history: History, every: int):
         self.history, self.every, self.pending = history, every, []
 
     def add(self, row: dict[str, Any]) -> None:
@@ -174,25 +154,44 @@ class _StepLog:
             self.flush()
 
     def flush(self) -> None:
-        if not self.pending:
-            return
-        for row in self.pending:
-            row.update({k: _number(k, v) for k, v in row.items() if isinstance(v, torch.Tensor)})
+        rows, self.pending = self.pending, []
+        for row in rows:
+            row.update({k: plain_number(k, v) for k, v in row.items() if isinstance(v, torch.Tensor)})
             if not math.isfinite(row["loss"]):
-                self.history.steps.extend(self.pending[:self.pending.index(row)])
-                self.pending = []
                 raise FloatingPointError(f"the loss became {row['loss']} at step {row['step']}; "
                                          "try a smaller learning rate or gradient clipping")
-        self.history.steps.extend(self.pending)
-        self.pending = []
+            self.history.steps.append(row)
+
+
+def _epochs(batches: Iterable | Callable[[], Iterable]):
+    """Yield (epoch, iterable) for ever: a fresh pass over ``batches`` each time."""
+    one_shot = not callable(batches) and iter(batches) is batches
+    epoch = 0
+    while True:
+        epoch += 1
+        if one_shot and epoch > 1:
+            raise ValueError("batches is a one-shot iterator (e.g. a generator) and ran out after "
+                             "one epoch; pass a list, data.shuffled_batches(...), or a function "
+                             "that returns a fresh iterable, to train for more steps or epochs")
+        yield epoch, batches() if callable(batches) else batches
+
+
+def _evaluate(model: nn.Module, evaluate: Callable[[nn.Module], dict[str, Any]]) -> dict[str, float]:
+    """``evaluate(model)`` in evaluation mode, without gradients, in float32."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        metrics = {k: plain_number(k, v) for k, v in evaluate(model).items()}
+    model.train(was_training)
+    return metrics
 
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         batches: Iterable | Callable[[], Iterable],
         loss_fn: Callable[[nn.Module, Any], torch.Tensor | tuple[torch.Tensor, dict[str, Any]]],
-        *, epochs: int = 1, max_steps: int | None = None, max_seconds: float | None = None,
+        *, steps: int | None = None, epochs: int | None = None, max_seconds: float | None = None,
         scheduler: Any = None, clip_grad_norm: float | None = None,
-        evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+        evaluate: Callable[[nn.Module], dict[str, Any]] | None = None,
         eval_every: int | None = None, device: torch.device | str | None = None,
         mixed_precision: bool | None = None, progress: bool = True,
         desc: str = "training") -> History:
@@ -201,23 +200,25 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
     Parameters
     ----------
     batches:
-        An iterable of batches (re-iterated every epoch, e.g. a ``DataLoader`` or a
-        list), or a function returning a fresh iterable per epoch.
+        A re-iterable of batches (a list, ``data.shuffled_batches(...)``, a
+        ``DataLoader``), passed over again every epoch, or a function returning a fresh
+        iterable per epoch. A one-shot generator serves one epoch only.
     loss_fn:
         ``loss_fn(model, batch)`` returns the loss to minimise, or
         ``(loss, {"name": value, ...})`` to log more numbers per step (scalar tensors
         are best: they are read from the GPU in batches, not at every step).
-    epochs, max_steps, max_seconds:
-        Stop after ``epochs`` passes, or earlier at ``max_steps`` steps or once
-        ``max_seconds`` of training have passed (checked after every step). In a smoke
-        run (``COURSE_SMOKE=1``) training stops after ``course_lib.SMOKE_STEPS`` steps.
+    steps, epochs, max_seconds:
+        Stop after ``steps`` optimizer steps, ``epochs`` passes over ``batches`` or
+        ``max_seconds`` of training, whichever comes first (one epoch if none is
+        given). In a smoke run (``COURSE_SMOKE=1``) training stops after
+        ``course_lib.SMOKE_STEPS`` steps.
     scheduler:
         Stepped after every optimizer step (so per-step schedules such as warm-up).
     evaluate, eval_every:
         ``evaluate(model)`` returns a dict of metrics; it runs in ``eval`` mode under
-        ``torch.no_grad()`` after every ``eval_every`` steps (default: at the end of
-        every epoch), and once more at the end if the last step was not evaluated.
-        Its time is not counted in ``History.seconds``.
+        ``torch.no_grad()`` every ``eval_every`` steps (default: at the end of every
+        epoch), and once more at the end if the last step was not evaluated. Its time
+        is not counted in ``History.seconds``.
     device:
         If given, tensors in each batch are moved there.
     mixed_precision:
@@ -225,61 +226,40 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         gradient scaler on GPUs without bfloat16), float32 elsewhere. ``False``: always
         float32.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
-    if not callable(loss_fn):
-        raise TypeError("loss_fn must be callable as loss_fn(model, batch)")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer; got {epochs!r}")
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"max_steps must be positive; got {max_steps!r}")
-    if eval_every is not None and eval_every < 1:
-        raise ValueError(f"eval_every must be positive; got {eval_every!r}")
+    _check_fit_arguments(model, optimizer, loss_fn, steps, epochs, max_seconds, eval_every)
+    if steps is None and epochs is None and max_seconds is None:
+        epochs = 1
     smoke = _smoke_steps()
     if smoke is not None:
-        max_steps = smoke if max_steps is None else min(max_steps, smoke)
-        if eval_every is not None:
-            eval_every = min(eval_every, max_steps)
+        steps = smoke if steps is None else min(steps, smoke)
+        eval_every = None if eval_every is None else min(eval_every, steps)
 
     history = History()
     log = _StepLog(history, every=50)
-    device_type = _model_device_type(model, device)
+    device_type = _device_type(model, device)
     precision = _MixedPrecision(device_type, mixed_precision)
-    step, elapsed, stop = 0, 0.0, False
+    bar = tqdm(total=steps or _total_steps(batches, epochs), desc=desc, disable=not progress,
+               file=sys.stdout, mininterval=1.0, ncols=72, unit="step")
+    step, elapsed, last_eval = 0, 0.0, {}
 
     def run_evaluation(epoch: int) -> dict[str, float]:
         log.flush()
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():  # in float32: evaluations may hand features to scikit-learn
-            metrics = {k: _number(k, v) for k, v in evaluate(model).items()}
-        model.train(was_training)
+        metrics = _evaluate(model, evaluate)
         history.evals.append({"step": step, "epoch": epoch, **metrics})
         return metrics
 
-    total = max_steps
-    if total is None:
-        try:
-            total = epochs * len(batches)  # type: ignore[arg-type]
-        except TypeError:
-            total = None
-    bar = tqdm(total=total, desc=desc, disable=not progress, file=sys.stdout,
-               mininterval=1.0, ncols=72, unit="step")
-    last_eval: dict[str, float] = {}
+    def done() -> bool:
+        return (steps is not None and step >= steps) or \
+            (max_seconds is not None and elapsed >= max_seconds)
+
     model.train()
-    for epoch in range(1, epochs + 1):
-        iterable = batches() if callable(batches) else batches
+    for epoch, iterable in _epochs(batches):
+        steps_before = step
         for batch in iterable:
+            # -- one training step ------------------------------------------------------
             start = time.perf_counter()
-            batch = to_device(batch, device)
             with precision.autocast():
-                out = loss_fn(model, batch)
-            loss, logged = (out if isinstance(out, tuple) else (out, {}))
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise ValueError("loss_fn must return a scalar tensor (or (loss, dict)); "
-                                 f"got {type(loss).__name__}")
+                loss, logged = _loss(loss_fn, model, to_device(batch, device))
             optimizer.zero_grad(set_to_none=True)
             precision.scaler.scale(loss).backward()
             if clip_grad_norm is not None:
@@ -293,39 +273,62 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
             if device_type == "cuda" and step % log.every == 0:
                 torch.cuda.synchronize()  # count the GPU's queued work in the training time
             elapsed += time.perf_counter() - start
+            # -- bookkeeping ------------------------------------------------------------
             log.add({"step": step, "epoch": epoch, "loss": loss.detach().float(),
-                     "lr": optimizer.param_groups[0]["lr"],
-                     **{k: v.detach() if isinstance(v, torch.Tensor) else float(v)
-                        for k, v in logged.items()}})
+                     "lr": optimizer.param_groups[0]["lr"], **logged})
             if evaluate is not None and eval_every is not None and step % eval_every == 0:
                 last_eval = run_evaluation(epoch)
             if bar.update(1):  # True when the bar is redrawn (at most once a second)
                 log.flush()
                 bar.set_postfix(loss=f"{history.steps[-1]['loss']:.4f}",
                                 **{k: f"{v:.4g}" for k, v in last_eval.items()}, refresh=False)
-            if (max_steps is not None and step >= max_steps) or \
-                    (max_seconds is not None and elapsed >= max_seconds):
-                stop = True
+            if done():
                 break
+        if step == steps_before:
+            raise ValueError(f"batches produced no batch in epoch {epoch}; nothing to train on")
         if evaluate is not None and eval_every is None:
             last_eval = run_evaluation(epoch)
-        if stop:
+        if done() or epoch == epochs:
             break
     log.flush()
-    if history.steps:
-        bar.set_postfix(loss=f"{history.steps[-1]['loss']:.4f}",
-                        **{k: f"{v:.4g}" for k, v in last_eval.items()}, refresh=False)
     bar.close()
-    if step == 0:
-        raise ValueError("batches produced no batch at all; nothing was trained")
     if evaluate is not None and (not history.evals or history.evals[-1]["step"] != step):
         last_eval = run_evaluation(epoch)  # always end with the final model's metrics
     history.seconds = elapsed
-    summary = f"{step} steps in {elapsed:.1f} s; final loss {history.steps[-1]['loss']:.4g}"
-    if last_eval:
-        summary += "; " + ", ".join(f"{k} {v:.4g}" for k, v in last_eval.items())
-    if smoke is not None:
-        summary += f" (smoke run: stopped after {smoke} steps)"
     if progress:
-        print(summary)
+        summary = f"{step} steps in {elapsed:.1f} s; final loss {history.steps[-1]['loss']:.4g}"
+        summary += "".join(f", {k} {v:.4g}" for k, v in last_eval.items())
+        print(summary + (f" (smoke run: stopped after {smoke} steps)" if smoke is not None else ""))
     return history
+
+
+def _loss(loss_fn, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``loss_fn(model, batch)`` as (scalar loss, {name: detached scalar or float})."""
+    out = loss_fn(model, batch)
+    loss, logged = out if isinstance(out, tuple) else (out, {})
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError("loss_fn must return a scalar tensor (or (loss, dict)); "
+                         f"got {type(loss).__name__}")
+    return loss, {k: v.detach() if isinstance(v, torch.Tensor) else float(v) for k, v in logged.items()}
+
+
+def _total_steps(batches, epochs: int | None) -> int | None:
+    """For the progress bar: epochs x batches per epoch, where both are known."""
+    try:
+        return epochs * len(batches) if epochs is not None else None
+    except TypeError:
+        return None
+
+
+def _check_fit_arguments(model, optimizer, loss_fn, steps, epochs, max_seconds, eval_every) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
+    if not callable(loss_fn):
+        raise TypeError("loss_fn must be callable as loss_fn(model, batch)")
+    for name, value in (("steps", steps), ("epochs", epochs), ("eval_every", eval_every)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive integer (or None); got {value!r}")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be positive (or None); got {max_seconds!r}")

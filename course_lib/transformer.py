@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_tensor, shape_str
+from ._checks import check_size, check_tensor, shape_str
 from .attention import MultiHeadAttention, SinusoidalPositionalEncoding, padding_mask
 
 __all__ = ["causal_mask", "padding_mask", "PositionwiseFeedForward", "EncoderBlock", "DecoderBlock",
@@ -33,8 +33,7 @@ __all__ = ["causal_mask", "padding_mask", "PositionwiseFeedForward", "EncoderBlo
 
 def causal_mask(size: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(size, size) bool, True where query position i may attend to key position j (j <= i)."""
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive integer; got {size!r}")
+    size = check_size("size", size)
     return torch.ones(size, size, dtype=torch.bool, device=device).tril()
 
 
@@ -107,11 +106,11 @@ class DecoderBlock(nn.Module):
     the encoder's output ("memory"), FFN -- each with a residual connection and LayerNorm."""
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False):
+                 norm_first: bool = False, activation: str = "relu"):
         super().__init__()
         self.self_attention = MultiHeadAttention(d_model, num_heads, dropout)
         self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout)
-        self.feed_forward = PositionwiseFeedForward(d_model, d_ff, dropout)
+        self.feed_forward = PositionwiseFeedForward(d_model, d_ff, dropout, activation)
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model) for _ in range(3))
         self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(3))
         self.norm_first = norm_first
@@ -281,8 +280,9 @@ class Seq2SeqTransformer(nn.Module):
         <eos>. Finished hypotheses are ranked by log-probability / length**length_penalty
         (length normalisation: without it, shorter outputs always win). Returns (B, L) ids
         like :meth:`greedy_decode`. With ``beam_size=1`` it is greedy decoding."""
-        if not isinstance(beam_size, int) or beam_size < 1:
-            raise ValueError(f"beam_size must be a positive integer; got {beam_size!r}")
+        beam_size = check_size("beam_size", beam_size)
+        if src.dim() == 2 and src.shape[0] == 0:
+            raise ValueError("src holds no sentence (batch size 0); give beam_search at least one")
         c = self.config
         memory, src_real = self.encode(src)
         batch, k = src.shape[0], beam_size

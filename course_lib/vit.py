@@ -162,6 +162,9 @@ def attention_rollout(attentions: list[torch.Tensor], residual: bool = True) -> 
     if not attentions:
         raise ValueError("attentions must be a non-empty list of (batch, heads, tokens, tokens) tensors")
     rollout = None
+    if any(weights is None for weights in attentions):
+        raise ValueError("attentions holds None: the maps were taken from a forward pass without "
+                         "weights; run the model with need_weights=True first")
     for layer, weights in enumerate(attentions):
         check_tensor(f"attentions[{layer}]", weights, ndim=4, expected="(batch, heads, tokens, tokens)")
         a = weights.mean(dim=1)                                             # (B, T, T)

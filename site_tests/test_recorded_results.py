@@ -1,7 +1,7 @@
 """The quick profile's recorded training times, checked after the build.
 
 No notebook asserts a wall-clock time: a learner's slow laptop must not fail a chapter.
-CI's machine is the reference instead: after ``tools/build_book.py`` every chapter's
+CI's machine is the reference instead: after ``python -m tools.build_book`` every chapter's
 record (``_book/results/<notebook>.json``) must exist, come from the quick profile, and
 stay inside its training-time budget (``tools/results_page.py``'s ``TIME_BUDGETS``).
 """
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
+from tools import results_page
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import results_page  # noqa: E402
 
 RESULTS = Path(os.environ.get("COURSE_RESULTS_DIR", ROOT / "_book" / "results"))
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))

@@ -17,7 +17,6 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 from bs4 import BeautifulSoup
-
 from conftest import ROOT, SCREENSHOTS, chapter_pages, executed_notebook, toc_pages
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())

@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -6,7 +5,6 @@ import pytest
 
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
 
 
 @pytest.fixture(autouse=True)

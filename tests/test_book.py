@@ -1,5 +1,6 @@
 """Hygiene of the book: notebooks, table of contents, setup cells, outcome cells."""
 
+import ast
 import json
 import re
 import shutil
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import notebooks as nbtools
 from course_lib.exercises import EXERCISES
+from tools import notebooks as nbtools
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -62,7 +63,7 @@ class TestNotebook:
         first = cells(path)[0]
         assert first["cell_type"] == "markdown"
         assert text(first) == nbtools.badge_cell_source(path), \
-            "run `python tools/notebooks.py set-repo` to regenerate the badge"
+            "run `python -m tools.notebooks set-repo` to regenerate the badge"
         assert "remove-cell" in first["metadata"].get("tags", []), "the book has its own launch button"
 
     def test_title_follows(self, path):
@@ -72,7 +73,7 @@ class TestNotebook:
     def test_first_code_cell_is_the_shared_setup_cell(self, path):
         first_code = cells(path, "code")[0]
         assert text(first_code) == nbtools.setup_cell_source(), \
-            "run `python tools/notebooks.py set-repo` to regenerate the setup cell"
+            "run `python -m tools.notebooks set-repo` to regenerate the setup cell"
 
     def test_hidden_outcome_cell_records_and_asserts(self, path):
         outcome = cells(path, "code")[-1]
@@ -89,6 +90,31 @@ class TestNotebook:
                 if line.strip().startswith("assert"):
                     assert not re.search(r"seconds|time", line), \
                         f"a slow laptop must not fail a chapter; CI checks times from the records: {line}"
+
+    def test_never_redefines_a_name_it_imports_from_course_lib(self, path):
+        """A notebook calls the library through its modules (``attention.``, ``vit.``); a cell
+        that assigns or defines a name imported from course_lib (``def patchify`` after
+        ``from course_lib.vit import patchify``, or ``vit = ...``) would break every later
+        cell that meant the library's."""
+        imported, defined = set(), {}
+        for cell in cells(path, "code"):
+            tree = ast.parse(text(cell))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("course_lib"):
+                    imported |= {alias.asname or alias.name for alias in node.names}
+                elif isinstance(node, ast.Import):
+                    imported |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name.startswith("course_lib")}
+            for node in tree.body:
+                targets = []
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                    targets = [node.name]
+                elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                    for target in getattr(node, "targets", [getattr(node, "target", None)]):
+                        targets += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+                for name in targets:
+                    defined.setdefault(name, text(cell)[:60])
+        clashes = {name: defined[name] for name in imported & set(defined)}
+        assert not clashes, f"{path.name} redefines names it imports from course_lib: {clashes}"
 
     def test_per_profile_sizes_live_in_one_choose_cell(self, path):
         hp = next((text(c) for c in cells(path, "code") if text(c).startswith("HP = cfg.choose(")), None)

@@ -12,16 +12,15 @@ import json
 import os
 import site
 import subprocess
-import sys
 import sysconfig
 import venv
 from pathlib import Path
 
 import pytest
 
+from tools import notebooks as nbt
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import notebooks as nbt  # noqa: E402
 
 
 @pytest.fixture(scope="module")

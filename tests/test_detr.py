@@ -114,7 +114,7 @@ def test_sine_position_encoding():
 
 def test_detr_shapes_and_postprocess():
     backbone = SmallCNN(in_channels=1, num_classes=0, widths=(8, 16, 32, 32))
-    model = detr.DETR(backbone, 32, detr.DETRConfig(num_queries=6, d_model=32, d_ff=64, num_decoder_layers=3))
+    model = detr.DETR(backbone, detr.DETRConfig(num_queries=6, d_model=32, d_ff=64, num_decoder_layers=3))
     outputs = model(torch.rand(2, 1, 64, 64), need_weights=True)
     assert outputs["pred_logits"].shape == (2, 6, 11) and outputs["pred_boxes"].shape == (2, 6, 4)
     assert len(outputs["aux_outputs"]) == 2

@@ -62,7 +62,7 @@ def test_detr():
     backbone = cnn.SmallCNN(1, widths=(8, 16), num_classes=0)
     config = detr.DETRConfig(num_queries=5, d_model=16, num_heads=2, num_encoder_layers=1,
                              num_decoder_layers=1, d_ff=32)
-    model = detr.DETR(backbone, 16, config).to(META)
+    model = detr.DETR(backbone, config).to(META)
     out = model(torch.randn(2, 1, 32, 32, device=META))
     backward_through(out["pred_logits"] + out["pred_boxes"].sum())
     assert out["pred_boxes"].shape == (2, 5, 4)
@@ -130,7 +130,7 @@ def test_detr_and_its_set_loss_under_autocast():
     backbone = cnn.SmallCNN(1, widths=(8, 16), num_classes=0)
     config = detr.DETRConfig(num_queries=5, d_model=16, num_heads=2, num_encoder_layers=1,
                              num_decoder_layers=1, d_ff=32)
-    model, criterion = detr.DETR(backbone, 16, config), detr.SetCriterion(num_classes=10)
+    model, criterion = detr.DETR(backbone, config), detr.SetCriterion(num_classes=10)
     targets = [{"labels": torch.tensor([1, 2]), "boxes": torch.tensor([[0.3, 0.3, 0.2, 0.2],
                                                                         [0.7, 0.6, 0.3, 0.2]])},
                {"labels": torch.tensor([], dtype=torch.long), "boxes": torch.zeros(0, 4)}]

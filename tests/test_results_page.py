@@ -1,14 +1,12 @@
 """The results page is generated from what the chapters record."""
 
 import json
-import sys
 from pathlib import Path
 
 import course_lib
+from tools import results_page
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import results_page  # noqa: E402
 
 
 def test_results_page_shows_every_recorded_number_machine_and_benchmark(tmp_path, monkeypatch):
@@ -74,8 +72,9 @@ def test_results_page_says_when_nothing_ran(tmp_path):
 
 
 def test_glossary_links_point_at_existing_sections():
-    from myst_parser.mdit_to_docutils.base import default_slugify
     import re
+
+    from myst_parser.mdit_to_docutils.base import default_slugify
 
     glossary = (ROOT / "book" / "glossary.md").read_text()
     links = re.findall(r"\]\(([\w.]+\.ipynb)#([\w-]+)\)", glossary)

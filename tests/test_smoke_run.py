@@ -2,7 +2,7 @@
 
 The quick profile is what CI executes for real; a mistake that only the full profile
 reaches (a size that does not fit, a loader that no longer reads its files) would go
-unseen until a learner pressed *Run all* on a GPU. ``tools/smoke_run.py`` runs the full
+unseen until a learner pressed *Run all* on a GPU. ``python -m tools.smoke_run`` runs the full
 profile's code for a few steps; this test breaks one line of chapter 5's *full*
 configuration and checks that the smoke run fails on it (``make test`` runs the intact
 notebooks the same way).
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import notebooks as nbtools
+from tools import notebooks as nbtools
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "book" / "05_vision_transformer.ipynb"
@@ -22,7 +22,7 @@ CHAPTER = ROOT / "book" / "05_vision_transformer.ipynb"
 
 def smoke(notebook: Path, out: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "SMOKE_DIR": str(out)}
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "smoke_run.py"), str(notebook)],
+    return subprocess.run([sys.executable, "-m", "tools.smoke_run", str(notebook)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib import plot, train
+from course_lib import data, plot, train
 
 
 def make_problem(seed=0):
@@ -38,16 +38,55 @@ def test_fit_learns_a_linear_map_and_logs_everything():
     assert len(fig.axes) == 2
 
 
-def test_fit_stops_at_max_steps_and_steps_the_scheduler():
+def test_fit_stops_after_the_given_steps_and_steps_the_scheduler():
     _, _, batches = make_problem()
     model = nn.Linear(3, 1)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 / (1 + step))
-    history = train.fit(model, opt, batches, mse_loss, epochs=100, max_steps=5, scheduler=sched,
+    history = train.fit(model, opt, batches, mse_loss, steps=5, scheduler=sched,
                         progress=False, evaluate=lambda m: {"zero": 0.0}, eval_every=2)
     assert len(history.steps) == 5
     assert [round(r["lr"], 4) for r in history.steps] == [0.5, 0.3333, 0.25, 0.2, 0.1667]
     assert [e["step"] for e in history.evals] == [2, 4, 5]  # every 2 steps, then at the end of the epoch
+
+
+def test_a_step_budget_runs_over_as_many_epochs_as_it_needs():
+    x, y, _ = make_problem()
+    model = nn.Linear(3, 1)
+    batches = data.shuffled_batches((x, y), 100, torch.Generator().manual_seed(0))
+    assert len(batches) == 3                                   # 100 + 100 + 56
+    history = train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), batches, mse_loss,
+                        steps=10, progress=False)
+    assert len(history.steps) == 10 and history.steps[-1]["epoch"] == 4
+
+
+def test_a_one_shot_generator_cannot_serve_a_second_epoch():
+    _, _, batches = make_problem()
+    model = nn.Linear(3, 1)
+    with pytest.raises(ValueError, match="one-shot iterator"):
+        train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), (b for b in batches), mse_loss,
+                  steps=20, progress=False)
+    history = train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), (b for b in batches),
+                        mse_loss, progress=False)             # one epoch is fine
+    assert len(history.steps) == 8
+
+
+def test_shuffled_batches_cover_everything_once_per_pass_in_a_new_order():
+    x = torch.arange(10)
+    labels = [f"item {i}" for i in range(10)]
+    batches = data.shuffled_batches((x, labels), 4, torch.Generator().manual_seed(0))
+    first, second = list(batches), list(batches)
+    assert [len(b[0]) for b in first] == [4, 4, 2]
+    for epoch in (first, second):
+        seen = torch.cat([b[0] for b in epoch])
+        assert sorted(seen.tolist()) == list(range(10))
+        assert [f"item {i}" for i in seen.tolist()] == [s for b in epoch for s in b[1]]
+    assert not torch.equal(torch.cat([b[0] for b in first]), torch.cat([b[0] for b in second]))
+    assert [len(b) for b in data.shuffled_batches(x, 4, drop_last=True)] == [4, 4]
+    with pytest.raises(ValueError, match="same length"):
+        data.shuffled_batches((x, labels[:5]), 4)
+    with pytest.raises(ValueError, match="batch_size"):
+        data.shuffled_batches(x, 0)
 
 
 def test_fit_restores_train_mode_and_evaluates_without_grad():
@@ -77,6 +116,8 @@ def test_fit_reports_a_diverging_loss():
     (dict(model="not a model"), TypeError, "model must be a torch.nn.Module"),
     (dict(optimizer=None), TypeError, "optimizer must be"),
     (dict(epochs=0), ValueError, "epochs must be a positive integer"),
+    (dict(steps=2.5), ValueError, "steps must be a positive integer"),
+    (dict(max_seconds=0), ValueError, "max_seconds must be positive"),
     (dict(batches=[]), ValueError, "no batch"),
 ])
 def test_fit_bad_arguments(kwargs, error, message):

@@ -8,7 +8,7 @@ import torch
 
 from course_lib import data
 from course_lib.cnn import SmallCNN
-from course_lib.vit import PatchEmbedding, ViTConfig, VisionTransformer, attention_rollout, patchify
+from course_lib.vit import PatchEmbedding, VisionTransformer, ViTConfig, attention_rollout, patchify
 
 
 def test_patchify_order_on_a_labelled_image():

@@ -1,6 +1,6 @@
 """Execute every notebook once, then build the HTML book from that execution.
 
-    python tools/build_book.py [notebook stems ...]
+    python -m tools.build_book [notebook stems ...]
 
 1. Copy the book (``_config.yml``, ``_toc.yml``, ``references.bib``, ``book/``) to
    ``_book/exec/``, with execution switched off in the copy's ``_config.yml``.
@@ -30,14 +30,13 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import results_page  # noqa: E402  (tools/ is not a package)
+from tools import results_page
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_book"  # not "_build": nbmake skips any path with a "_build" part
 COPY = BUILD / "exec"
 HTML = BUILD / "html"
-COPIED = ["_config.yml", "_toc.yml", "references.bib", "book", "_static", "_ext"]
+COPIED = ["_config.yml", "_toc.yml", "references.bib", "book", "_ext"]
 
 
 def prepare_copy() -> None:
@@ -61,14 +60,15 @@ def results_dir() -> Path:
     return Path(os.environ.get("COURSE_RESULTS_DIR", BUILD / "results"))
 
 
+def unknown_stems(stems: list[str]) -> list[str]:
+    """The given names that are not notebooks of book/ (checked before anything is deleted)."""
+    known = {p.stem for p in (ROOT / "book").glob("*.ipynb")}
+    return sorted(set(stems) - known)
+
+
 def execute(stems: list[str]) -> int:
     notebooks = sorted((COPY / "book").glob("*.ipynb"))
     if stems:
-        known = {p.stem for p in notebooks}
-        unknown = sorted(set(stems) - known)
-        if unknown:
-            print(f"unknown notebook(s): {unknown}; known: {sorted(known)}")
-            return 2
         notebooks = [p for p in notebooks if p.stem in stems]
     if not notebooks:
         return 0
@@ -140,6 +140,14 @@ def build_html() -> int:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    unknown = unknown_stems(argv)
+    if unknown:
+        known = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
+        print(f"unknown notebook(s): {unknown}; known: {known}")
+        return 2
     start = time.perf_counter()
     prepare_copy()
     status = execute(argv)

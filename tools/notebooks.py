@@ -1,7 +1,7 @@
 """Keep the book's notebooks in shape.
 
-    python tools/notebooks.py set-repo     # rewrite setup cells + Colab badges from _config.yml
-    python tools/notebooks.py strip        # remove outputs and execution counts before committing
+    python -m tools.notebooks set-repo     # rewrite setup cells + Colab badges from _config.yml
+    python -m tools.notebooks strip        # remove outputs and execution counts before committing
 
 The repository URL lives in one place, ``_config.yml`` (``repository.url`` and
 ``repository.branch``). Each notebook's first code cell (the setup cell) installs
@@ -25,22 +25,27 @@ SETUP_CELL = '''\
 # "quick" runs in minutes on a laptop's CPU (and shows the book's numbers);
 # "full" trains bigger models on more data and wants a GPU. The variables
 # COURSE_PROFILE, COURSE_SEED and COURSE_DEVICE override the defaults.
+import importlib.util
+import os
+import subprocess
+import sys
+
 PROFILE = "quick"  # @param ["quick", "full"]
-
-import importlib.util, os, subprocess, sys
-
 REPOSITORY = "{url}"
 BRANCH = "{branch}"
 if importlib.util.find_spec("course_lib") is None:  # e.g. on Colab
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                          f"git+{{REPOSITORY}}@{{BRANCH}}"],
-                         capture_output=True, text=True)
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", f"git+{{REPOSITORY}}@{{BRANCH}}"],
+        capture_output=True,
+        text=True,
+    )
     if pip.returncode != 0:
         print(pip.stderr[-1500:])
         raise SystemExit(
             f"course_lib could not be installed from {{REPOSITORY}} (see above).\\n"
             "Offline? Clone the repository, run `pip install -e .` in it and\\n"
-            "restart the kernel; on Colab, make sure the runtime has internet.")
+            "restart the kernel; on Colab, make sure the runtime has internet."
+        )
 
 import course_lib
 
@@ -138,8 +143,11 @@ def strip() -> int:
 
 def main(argv: list[str]) -> int:
     commands = {"set-repo": set_repo, "strip": strip}
-    if len(argv) != 1 or argv[0] not in commands:
+    if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)
+        return 0
+    if len(argv) != 1 or argv[0] not in commands:
+        print(f"unknown command {' '.join(argv) or '(none)'}; expected one of {sorted(commands)}\n{__doc__}")
         return 2
     return commands[argv[0]]()
 

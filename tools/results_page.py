@@ -1,6 +1,6 @@
 """Write the book's results page from the numbers the last build recorded.
 
-    python tools/results_page.py RESULTS_DIR OUTPUT.md
+    python -m tools.results_page RESULTS_DIR OUTPUT.md
 
 Every chapter's outcome cell calls ``course_lib.record(...)``, which writes
 ``RESULTS_DIR/<notebook>.json`` (metrics, profile, seed, device, machine, time).
@@ -104,6 +104,16 @@ def _full_profile(stem: str, full_dir: Path) -> str:
     return f"measured on {gpu}, {record.get('finished', '?')[:10]} (below)"
 
 
+def _record_section(r: dict, heading: str) -> list[str]:
+    """A chapter's heading, where and how it was recorded, and a table of its numbers."""
+    lines = [f"{heading} {_title(r['notebook'])}", "",
+             f"Recorded {r.get('finished', '?')}, {r.get('profile', '?')} profile, "
+             f"seed {r.get('seed', '?')}, {_machine(r.get('machine', {}))}.", "",
+             "| Quantity | Value |", "|---|---|"]
+    lines += [f"| `{name}` | {_value(value)} |" for name, value in r["metrics"].items()]
+    return [*lines, ""]
+
+
 def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
     records, problems = read_records(Path(results_dir))
     lines = [INTRO]
@@ -124,12 +134,7 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
                   "importing PyTorch add a few seconds per chapter). Machine: "
                   f"{_machine(records[0].get('machine', {}))}.", ""]
         for r in records:
-            lines += [f"## {_title(r['notebook'])}", "",
-                      f"Recorded {r.get('finished', '?')}, {r.get('profile', '?')} profile, "
-                      f"seed {r.get('seed', '?')}, {_machine(r.get('machine', {}))}.", "",
-                      "| Quantity | Value |", "|---|---|"]
-            lines += [f"| `{name}` | {_value(value)} |" for name, value in r["metrics"].items()]
-            lines.append("")
+            lines += _record_section(r, "##")
     full, _ = read_records(full_dir) if Path(full_dir).is_dir() else ([], [])
     lines += ["## The full profile on a GPU", ""]
     if not full:
@@ -138,12 +143,8 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
                   "run), so the code works; how well it learns is not known until someone runs "
                   "it on a GPU and commits the results (see the README).", ""]
     for r in full:
-        lines += [f"### {_title(r['notebook'])}", "",
-                  f"Recorded {r.get('finished', '?')}, seed {r.get('seed', '?')}, "
-                  f"{_machine(r.get('machine', {}))}.", "", "| Quantity | Value |", "|---|---|"]
-        lines += [f"| `{name}` | {_value(value)} |" for name, value in r["metrics"].items()]
-        lines.append("")
-    benchmark = results_dir / BENCHMARK
+        lines += _record_section(r, "###")
+    benchmark = Path(results_dir) / BENCHMARK
     lines += ["## Benchmark: our multi-head attention against PyTorch's", ""]
     if benchmark.exists():
         b = json.loads(benchmark.read_text())
@@ -163,8 +164,11 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)
+        return 0
+    if len(argv) != 2:
+        print(f"expected RESULTS_DIR OUTPUT.md; got {argv}\n{__doc__}")
         return 2
     Path(argv[1]).write_text(render(Path(argv[0])))
     return 0

@@ -1,13 +1,13 @@
 """Run every notebook's full-profile code path for a few steps: a smoke run.
 
-    python tools/smoke_run.py [notebook stems or paths ...]
+    python -m tools.smoke_run [notebook stems or paths ...]
 
 The full profile (bigger models, Fashion-MNIST and CIFAR-10, longer schedules) is
 meant for a GPU and is never run in CI. To keep it from rotting, this executes the
 notebooks with ``COURSE_PROFILE=full COURSE_SMOKE=1``: the same models, loaders and
 plots, with every training loop stopped after ``course_lib.SMOKE_STEPS`` steps and the
 small data sizes each notebook lists in ``cfg.choose(smoke=...)``. The downloads are
-replaced by tiny stand-in files in the real on-disk formats (``tools/standin_data.py``,
+replaced by tiny stand-in files in the real on-disk formats (``tools.standin_data``,
 pointed at by ``COURSE_DATA``), so the real loading code runs, offline.
 
 A smoke run checks that everything runs and that every recorded number is finite
@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import standin_data
+from tools import standin_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = Path(os.environ.get("SMOKE_DIR", ROOT / "_book" / "smoke"))

@@ -1,6 +1,6 @@
 """Tiny stand-ins for the full profile's downloaded data sets, in their real on-disk formats.
 
-    python tools/standin_data.py DIR        # write them into DIR
+    python -m tools.standin_data DIR        # write them into DIR
 
 A smoke run (``COURSE_SMOKE=1``) of the full profile points ``COURSE_DATA`` at such a
 folder, so that the real loading code (``course_lib.data.load_fashion_mnist`` and

@@ -9,7 +9,7 @@ Each chapter's exercises live in their own module (``pooling`` for chapter 1, ..
 importing this package registers all of them.
 """
 
-from ._core import EXERCISES, Case, Exercise, Mistake, check, compare_outputs, register
 from . import detr, moco, multihead, pooling, scoring, transformer, vit  # noqa: F401  (registers each chapter's exercises)
+from ._core import EXERCISES, Case, Exercise, Mistake, check, compare_outputs, register
 
 __all__ = ["check", "EXERCISES", "Exercise", "Case", "Mistake", "compare_outputs", "register"]
