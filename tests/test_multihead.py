@@ -205,3 +205,13 @@ def test_peak_memory_counts_what_is_alive_at_once():
     q = torch.randn(1, 1, n, 8)
     explicit = measure.peak_memory(lambda: attention.scaled_dot_product_attention(q, q, q))
     assert explicit >= 2 * n * n * 4                              # scores and weights
+
+
+def test_mha_vs_torch_times_both_modules_in_both_cases():
+    from course_lib import measure
+
+    rows = measure.mha_vs_torch(batch=2, tokens=8, d_model=16, num_heads=2, rounds=1, min_run_time=0.01)
+    assert [r["case"] for r in rows] == ["no mask", "key padding mask"]
+    for r in rows:
+        assert r["course_lib_ms"] > 0 and r["torch_ms"] > 0
+        assert r["ratio"] == pytest.approx(r["course_lib_ms"] / r["torch_ms"])
