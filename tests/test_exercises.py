@@ -59,17 +59,12 @@ def epanechnikov_right(u):
     return torch.where(u.abs() <= 1, 0.75 * (1 - u * u), torch.zeros_like(u))
 
 
-@pytest.mark.parametrize("wrong, message", [
+EPANECHNIKOV_MISTAKES = [
     (lambda u: 0.75 * (1 - u * u), "negative for |u| > 1"),
     (lambda u: torch.where(u.abs() <= 1, 1 - u * u, torch.zeros_like(u)), "factor 3/4 is missing"),
     (lambda u: torch.where(u.abs() <= 1, 0.75 * (1 - u.abs()), torch.zeros_like(u)), "triangular"),
     (lambda u: epanechnikov_right(u)[..., :1], "has shape"),
-])
-def test_epanechnikov_checker(wrong, message, capsys):
-    assert run("ex-epanechnikov", epanechnikov_right, capsys)[0]
-    passed, out = run("ex-epanechnikov", wrong, capsys)
-    assert not passed
-    assert message in out, out
+]
 
 
 def nw_right(queries, keys, values, bandwidth):
@@ -102,17 +97,12 @@ def nw_weights_only(queries, keys, values, bandwidth):
     return nw_right(queries, keys, values, bandwidth)[1]
 
 
-@pytest.mark.parametrize("wrong, message", [
+NADARAYA_WATSON_MISTAKES = [
     (nw_normalised_over_queries, "normalised over the queries"),
     (nw_unnormalised, "not normalised"),
     (nw_times_bandwidth, "bandwidth multiplies"),
     (nw_weights_only, "should be a tuple of 2"),
-])
-def test_nadaraya_watson_checker(wrong, message, capsys):
-    assert run("ex-nadaraya-watson", nw_right, capsys)[0]
-    passed, out = run("ex-nadaraya-watson", wrong, capsys)
-    assert not passed
-    assert message in out, out
+]
 
 
 # --- chapter 2 ------------------------------------------------------------------
@@ -123,7 +113,7 @@ def masked_softmax_right(scores, mask):
     return weights / weights.sum(-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
 
 
-@pytest.mark.parametrize("wrong, message", [
+MASKED_SOFTMAX_MISTAKES = [
     (lambda s, m: masked_softmax_right(s.transpose(-2, -1), m.expand_as(s).transpose(-2, -1)).transpose(-2, -1),
      "over the queries"),
     (lambda s, m: torch.softmax(s, -1) * m, "applied after the softmax"),
@@ -131,13 +121,7 @@ def masked_softmax_right(scores, mask):
     (lambda s, m: torch.softmax(s.masked_fill(~m, -1e4), -1), "uniform weights"),
     (lambda s, m: masked_softmax_right(s, ~m), "inverted"),
     (lambda s, m: masked_softmax_right(s, m)[..., 0], "has shape"),
-])
-def test_masked_softmax_checker(wrong, message, capsys):
-    passed, out = run("ex-masked-softmax", masked_softmax_right, capsys)
-    assert passed, out
-    passed, out = run("ex-masked-softmax", wrong, capsys)
-    assert not passed
-    assert message in out, out
+]
 
 
 def sdpa_right(q, k, v, mask=None):
@@ -176,19 +160,13 @@ def sdpa_transposed_weights(q, k, v, mask=None):
     return output, weights.transpose(-1, -2)
 
 
-@pytest.mark.parametrize("wrong, message", [
+SDPA_MISTAKES = [
     (sdpa_scaled_by(lambda d: 1.0), "not scaled"),
     (sdpa_scaled_by(lambda d: 1.0 / d), "divided by d"),
     (sdpa_mask_after, "applied after the softmax"),
     (sdpa_nan_rows, "gives NaN"),
     (sdpa_transposed_weights, "weights has shape"),
-])
-def test_sdpa_checker(wrong, message, capsys):
-    passed, out = run("ex-sdpa", sdpa_right, capsys)
-    assert passed, out
-    passed, out = run("ex-sdpa", wrong, capsys)
-    assert not passed
-    assert message in out, out
+]
 
 
 # --- chapter 3 ------------------------------------------------------------------
@@ -198,17 +176,11 @@ def split_heads_right(x, num_heads):
     return torch.stack(x.split(d // num_heads, dim=-1), dim=1)   # (B, H, T, D/H)
 
 
-@pytest.mark.parametrize("wrong, message", [
+SPLIT_HEADS_MISTAKES = [
     (lambda x, h: x.reshape(x.shape[0], h, x.shape[1], x.shape[2] // h), "plain reshape"),
     (lambda x, h: torch.stack([x[..., i::h] for i in range(h)], dim=1), "interleaved"),
     (lambda x, h: split_heads_right(x, h).transpose(1, 2), "transpose the token and head"),
-])
-def test_split_heads_checker(wrong, message, capsys):
-    passed, out = run("ex-split-heads", split_heads_right, capsys)
-    assert passed, out
-    passed, out = run("ex-split-heads", wrong, capsys)
-    assert not passed
-    assert message in out, out
+]
 
 
 def pe_right(num_positions, d_model):
@@ -230,18 +202,12 @@ def pe_variant(angle_fn, even=math.sin, odd=math.cos):
     return wrong
 
 
-@pytest.mark.parametrize("wrong, message", [
+POSITIONAL_ENCODING_MISTAKES = [
     (pe_variant(lambda p, i, d: p / 10000 ** (2 * i / d), math.cos, math.sin), "swapped"),
     (pe_variant(lambda p, i, d: p / 10000 ** (i / d)), "off by a factor of 2"),
     (pe_variant(lambda p, i, d: p / 10000 ** (4 * i / d)), "off by a factor of 2"),
     (lambda n, d: pe_right(n, d).T, "has shape"),
-])
-def test_positional_encoding_checker(wrong, message, capsys):
-    passed, out = run("ex-positional-encoding", pe_right, capsys)
-    assert passed, out
-    passed, out = run("ex-positional-encoding", wrong, capsys)
-    assert not passed
-    assert message in out, out
+]
 
 
 # --- chapter 4 ------------------------------------------------------------------
@@ -250,35 +216,23 @@ def causal_right(size):
     return torch.tensor([[j <= i for j in range(size)] for i in range(size)])
 
 
-@pytest.mark.parametrize("wrong, message", [
+CAUSAL_MASK_MISTAKES = [
     (lambda n: causal_right(n).T.contiguous(), "transposed"),
     (lambda n: torch.tensor([[j < i for j in range(n)] for i in range(n)]), "diagonal is excluded"),
     (lambda n: ~causal_right(n), "inverted"),
     (lambda n: causal_right(n).float(), "dtype"),
-])
-def test_causal_mask_checker(wrong, message, capsys):
-    passed, out = run("ex-causal-mask", causal_right, capsys)
-    assert passed, out
-    passed, out = run("ex-causal-mask", wrong, capsys)
-    assert not passed
-    assert message in out, out
+]
 
 
 def padding_right(lengths, max_len):
     return torch.tensor([[position < int(length) for position in range(max_len)] for length in lengths])
 
 
-@pytest.mark.parametrize("wrong, message", [
+PADDING_MASK_MISTAKES = [
     (lambda l, m: torch.tensor([[p <= int(n) for p in range(m)] for n in l]), "off by one"),
     (lambda l, m: ~padding_right(l, m), "inverted"),
     (lambda l, m: padding_right(l, m).T, "transposed"),
-])
-def test_padding_mask_checker(wrong, message, capsys):
-    passed, out = run("ex-padding-mask", padding_right, capsys)
-    assert passed, out
-    passed, out = run("ex-padding-mask", wrong, capsys)
-    assert not passed
-    assert message in out, out
+]
 
 
 # --- chapter 5 ------------------------------------------------------------------
@@ -314,18 +268,12 @@ def patchify_cropping(images, p):
     return patchify_right(images[..., : h // p * p, : w // p * p], p)
 
 
-@pytest.mark.parametrize("wrong, message", [
+PATCHIFY_MISTAKES = [
     (patchify_column_major, "column-major"),
     (patchify_channels_first, "channels are flattened in the wrong place"),
     (patchify_cropping, "silently cropped"),
     (lambda images, p: patchify_right(images, p).transpose(1, 2), "has shape"),
-])
-def test_patchify_checker(wrong, message, capsys):
-    passed, out = run("ex-patchify", patchify_right, capsys)
-    assert passed, out
-    passed, out = run("ex-patchify", wrong, capsys)
-    assert not passed
-    assert message in out, out
+]
 
 
 # --- chapter 6 ------------------------------------------------------------------
@@ -334,17 +282,11 @@ def cxcywh_right(b):
     return torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2], dim=-1)
 
 
-@pytest.mark.parametrize("wrong, message", [
+BOX_CONVERT_MISTAKES = [
     (lambda b: torch.cat([b[..., :2] - b[..., 2:], b[..., :2] + b[..., 2:]], -1), "not halved"),
     (lambda b: torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:]], -1), "halved in the wrong place"),
     (lambda b: torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., 2:]], -1), "(x1, y1, w, h)"),
-])
-def test_box_convert_checker(wrong, message, capsys):
-    passed, out = run("ex-box-convert", cxcywh_right, capsys)
-    assert passed, out
-    passed, out = run("ex-box-convert", wrong, capsys)
-    assert not passed
-    assert message in out, out
+]
 
 
 def giou_right(a, b):
@@ -365,16 +307,10 @@ def iou_only(a, b):
                           for bx1, by1, bx2, by2 in b.tolist()] for ax1, ay1, ax2, ay2 in a.tolist()])
 
 
-@pytest.mark.parametrize("wrong, message", [
+GIOU_MISTAKES = [
     (iou_only, "plain IoU"),
     (lambda a, b: giou_right(b, a), "transposed"),
-])
-def test_giou_checker(wrong, message, capsys):
-    passed, out = run("ex-giou", giou_right, capsys)
-    assert passed, out
-    passed, out = run("ex-giou", wrong, capsys)
-    assert not passed
-    assert message in out, out
+]
 
 
 def greedy(cost):
@@ -394,14 +330,87 @@ def scipy_match(cost):
     return torch.tensor(rows), torch.tensor(cols)
 
 
-@pytest.mark.parametrize("wrong, message", [
+HUNGARIAN_MISTAKES = [
     (greedy, "greedy"),
     (lambda cost: (torch.tensor([0, 0]), torch.tensor([0, 1])), "one-to-one"),
     (lambda cost: scipy_match(cost)[0][:1], "tuple (rows, cols)"),
-])
-def test_hungarian_checker(wrong, message, capsys):
-    passed, out = run("ex-hungarian", scipy_match, capsys)
+]
+
+
+
+# --- chapter 7 ------------------------------------------------------------------
+
+def infonce_right(q, k, queue, temperature):
+    q, k = q / q.norm(dim=1, keepdim=True), k / k.norm(dim=1, keepdim=True)
+    keys = torch.cat([k[:, None, :], queue[None].expand(len(q), -1, -1)], dim=1)   # (B, 1 + K, D)
+    return torch.einsum("bd,bjd->bj", q, keys) / temperature
+
+
+def infonce_unnormalised(q, k, queue, temperature):
+    return torch.cat([torch.einsum("bd,bd->b", q, k)[:, None], q @ queue.T], 1) / temperature
+
+
+def infonce_positive_last(q, k, queue, temperature):
+    logits = infonce_right(q, k, queue, temperature)
+    return torch.cat([logits[:, 1:], logits[:, :1]], 1)
+
+
+INFONCE_MISTAKES = [
+    (infonce_unnormalised, "not L2-normalised"),
+    (infonce_positive_last, "last column"),
+    (lambda q, k, queue, t: infonce_right(q, k, queue, t) * t * t, "multiplies"),
+]
+
+
+def momentum_right(encoder_q, encoder_k, m):
+    with torch.no_grad():
+        for q, k in zip(encoder_q.parameters(), encoder_k.parameters()):
+            k.copy_(m * k + (1 - m) * q)
+
+
+def momentum_rebinding(encoder_q, encoder_k, m):
+    for q, k in zip(encoder_q.parameters(), encoder_k.parameters()):
+        k = m * k + (1 - m) * q   # noqa: F841 -- rebinds the loop variable, changes nothing
+
+
+def momentum_swapped(encoder_q, encoder_k, m):
+    momentum_right(encoder_q, encoder_k, 1 - m)
+
+
+MOMENTUM_UPDATE_MISTAKES = [
+    (momentum_swapped, "swapped"),
+    (momentum_rebinding, "did not change"),
+]
+
+# --- every checker against its right answer and its typical mistakes ------------
+
+CASES = [
+    *[("ex-epanechnikov", epanechnikov_right, wrong, message) for wrong, message in EPANECHNIKOV_MISTAKES],
+    *[("ex-nadaraya-watson", nw_right, wrong, message) for wrong, message in NADARAYA_WATSON_MISTAKES],
+    *[("ex-masked-softmax", masked_softmax_right, wrong, message) for wrong, message in MASKED_SOFTMAX_MISTAKES],
+    *[("ex-sdpa", sdpa_right, wrong, message) for wrong, message in SDPA_MISTAKES],
+    *[("ex-split-heads", split_heads_right, wrong, message) for wrong, message in SPLIT_HEADS_MISTAKES],
+    *[("ex-positional-encoding", pe_right, wrong, message) for wrong, message in POSITIONAL_ENCODING_MISTAKES],
+    *[("ex-causal-mask", causal_right, wrong, message) for wrong, message in CAUSAL_MASK_MISTAKES],
+    *[("ex-padding-mask", padding_right, wrong, message) for wrong, message in PADDING_MASK_MISTAKES],
+    *[("ex-patchify", patchify_right, wrong, message) for wrong, message in PATCHIFY_MISTAKES],
+    *[("ex-box-convert", cxcywh_right, wrong, message) for wrong, message in BOX_CONVERT_MISTAKES],
+    *[("ex-giou", giou_right, wrong, message) for wrong, message in GIOU_MISTAKES],
+    *[("ex-hungarian", scipy_match, wrong, message) for wrong, message in HUNGARIAN_MISTAKES],
+    *[("ex-infonce", infonce_right, wrong, message) for wrong, message in INFONCE_MISTAKES],
+    *[("ex-momentum-update", momentum_right, wrong, message) for wrong, message in MOMENTUM_UPDATE_MISTAKES],
+]
+
+
+@pytest.mark.parametrize("exercise_id, right, wrong, message", CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_checker_accepts_the_right_answer_and_names_the_mistake(exercise_id, right, wrong, message, capsys):
+    passed, out = run(exercise_id, right, capsys)
     assert passed, out
-    passed, out = run("ex-hungarian", wrong, capsys)
+    passed, out = run(exercise_id, wrong, capsys)
     assert not passed
     assert message in out, out
+
+
+def test_every_exercise_has_typical_mistakes_in_the_table():
+    assert {c[0] for c in CASES} == set(EXERCISES), "add the new exercise's mistakes to CASES"
