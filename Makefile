@@ -1,28 +1,42 @@
 # The two commands of the README:
 #   make book   install, execute every notebook once (quick profile), build the HTML book in _book/html
-#   make test   install, unit tests, every notebook through nbmake and the strict book build,
+#   make test   install, lint, unit tests, every notebook through nbmake and the strict book build,
 #               a smoke run of every notebook's full profile, then the built site in a real
 #               browser (headless Chromium) and the recorded training times
 PYTHON ?= python3
+# Installing is skipped while requirements.txt and pyproject.toml are older than the stamp,
+# which lives inside the Python environment: a fresh virtual environment installs again.
+STAMP := $(shell $(PYTHON) -c "import sys; print(sys.prefix)")/.attention-hands-on-installed
 
-.PHONY: install book test unit smoke site strip clean
+.PHONY: install book test lint format unit smoke site strip clean
 
-install:
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m pip install -r requirements.txt
+	touch "$@"
 
 book: install
 	$(PYTHON) -m tools.build_book
 
-test: install
+test: install lint
 	$(PYTHON) -m pytest tests
 	$(PYTHON) -m tools.build_book
 	$(PYTHON) -m tools.smoke_run
 	$(PYTHON) -m pytest site_tests
 
-unit:
+lint: install   # ruff: lint and format check of the library, tools, tests and notebooks
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+format: install
+	$(PYTHON) -m ruff check --fix .
+	$(PYTHON) -m ruff format .
+
+unit: install
 	$(PYTHON) -m pytest tests
 
-smoke:  # every notebook's full profile for a few steps, on stand-in data
+smoke: install  # every notebook's full profile for a few steps, on stand-in data
 	$(PYTHON) -m tools.smoke_run
 
 site:   # the browser test alone, on an already built _book/html

@@ -9,8 +9,11 @@ redundant: keep the first of each.
 
 
 def _key(script):
-    return (getattr(script, "filename", script) or "", getattr(script, "priority", 0),
-            tuple(sorted(getattr(script, "attributes", {}).items())))
+    return (
+        getattr(script, "filename", script) or "",
+        getattr(script, "priority", 0),
+        tuple(sorted(getattr(script, "attributes", {}).items())),
+    )
 
 
 def _unique_scripts(app, pagename, templatename, context, doctree):

@@ -64,7 +64,9 @@ class Config:
     seed: int
     device: torch.device
     started: float  # time.perf_counter() when setup() ran
-    smoke: bool = False  # COURSE_SMOKE=1: training capped at SMOKE_STEPS steps, tiny data
+    smoke: bool = (
+        False  # COURSE_SMOKE=1: training capped at SMOKE_STEPS steps, tiny data
+    )
 
     def choose(self, *, quick: T, full: T, smoke: dict | None = None) -> T:
         """Return ``quick`` or ``full`` for the current profile.
@@ -82,11 +84,15 @@ class Config:
         if not (self.smoke and smoke):
             return chosen
         if not isinstance(chosen, dict):
-            raise TypeError("choose(smoke=...) overrides entries of a dict; quick and full "
-                            f"must be dicts, got {type(chosen).__name__}")
+            raise TypeError(
+                "choose(smoke=...) overrides entries of a dict; quick and full "
+                f"must be dicts, got {type(chosen).__name__}"
+            )
         unknown = sorted(set(smoke) - set(chosen))
         if unknown:
-            raise KeyError(f"smoke overrides {unknown}, which the profile does not define")
+            raise KeyError(
+                f"smoke overrides {unknown}, which the profile does not define"
+            )
         return {**chosen, **smoke}
 
 
@@ -103,9 +109,13 @@ def _pick_device(requested: str | None) -> torch.device:
                 f"'cuda', 'cuda:0' or 'mps'; got {requested!r}"
             ) from error
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={requested!r} was requested but CUDA is not available")
+            raise ValueError(
+                f"device={requested!r} was requested but CUDA is not available"
+            )
         if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"device={requested!r} was requested but MPS is not available")
+            raise ValueError(
+                f"device={requested!r} was requested but MPS is not available"
+            )
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -116,8 +126,14 @@ def _pick_device(requested: str | None) -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and PyTorch (CPU and CUDA)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed (or COURSE_SEED) must be an integer from 0 to {MAX_SEED}; got {seed!r}")
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= seed <= MAX_SEED
+    ):
+        raise ValueError(
+            f"seed (or COURSE_SEED) must be an integer from 0 to {MAX_SEED}; got {seed!r}"
+        )
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -132,8 +148,12 @@ def _smoke_from_environment() -> bool:
     raise ValueError(f"COURSE_SMOKE must be 1 (a smoke run) or 0; got {raw!r}")
 
 
-def setup(profile: str | None = None, seed: int | None = None,
-          device: str | None = None, verbose: bool = True) -> Config:
+def setup(
+    profile: str | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    verbose: bool = True,
+) -> Config:
     """Choose profile, seed and device for a notebook, seed everything, print the choice.
 
     Explicit arguments win over the ``COURSE_*`` environment variables, which win over
@@ -143,15 +163,21 @@ def setup(profile: str | None = None, seed: int | None = None,
     """
     global _CONFIG
     if device is not None and not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a string such as 'cpu' or 'cuda'; got {device!r}")
+        raise TypeError(
+            f"device must be a string such as 'cpu' or 'cuda'; got {device!r}"
+        )
     if profile is not None and profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}")
-    device_ = _pick_device(str(device) if device is not None else os.environ.get("COURSE_DEVICE") or None)
+    device_ = _pick_device(
+        str(device) if device is not None else os.environ.get("COURSE_DEVICE") or None
+    )
 
     if profile is None and os.environ.get("COURSE_PROFILE"):
         profile, why = os.environ["COURSE_PROFILE"], "from COURSE_PROFILE"
         if profile not in PROFILES:
-            raise ValueError(f"COURSE_PROFILE must be one of {PROFILES}; got {profile!r}")
+            raise ValueError(
+                f"COURSE_PROFILE must be one of {PROFILES}; got {profile!r}"
+            )
     elif profile is None:
         profile, why = "quick", "the default"
     else:
@@ -162,21 +188,32 @@ def setup(profile: str | None = None, seed: int | None = None,
         try:
             seed = int(raw)
         except ValueError:
-            raise ValueError(f"COURSE_SEED must be an integer from 0 to {MAX_SEED}; got {raw!r}") from None
+            raise ValueError(
+                f"COURSE_SEED must be an integer from 0 to {MAX_SEED}; got {raw!r}"
+            ) from None
     seed_everything(seed)
     smoke = _smoke_from_environment()
 
     from . import plot  # the book's one plotting style
 
     plot.use_style()
-    _CONFIG = Config(profile=profile, seed=seed, device=device_, started=time.perf_counter(),
-                     smoke=smoke)
+    _CONFIG = Config(
+        profile=profile,
+        seed=seed,
+        device=device_,
+        started=time.perf_counter(),
+        smoke=smoke,
+    )
     if verbose:
-        print(f"course_lib {__version__}: {profile} profile ({why}), seed {seed}, "
-              f"device {device_}, torch {torch.__version__}")
+        print(
+            f"course_lib {__version__}: {profile} profile ({why}), seed {seed}, "
+            f"device {device_}, torch {torch.__version__}"
+        )
         if smoke:
-            print(f"smoke run (COURSE_SMOKE=1): tiny data, every training loop stops after "
-                  f"{SMOKE_STEPS} steps; the numbers below mean nothing")
+            print(
+                f"smoke run (COURSE_SMOKE=1): tiny data, every training loop stops after "
+                f"{SMOKE_STEPS} steps; the numbers below mean nothing"
+            )
     return _CONFIG
 
 
@@ -189,10 +226,15 @@ def _machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(terse=True), "python": platform.python_version(),
-            "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
 
 
 def record(notebook_stem: str, **metrics: Any) -> dict[str, Any]:
@@ -205,16 +247,25 @@ def record(notebook_stem: str, **metrics: Any) -> dict[str, Any]:
     ``$COURSE_RESULTS_DIR/<notebook_stem>.json`` with the profile, seed, device,
     machine and the seconds since :func:`setup`.
     """
-    if not isinstance(notebook_stem, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", notebook_stem) \
-            or notebook_stem.endswith(".ipynb"):
-        raise ValueError("notebook_stem must be the notebook's file name without '.ipynb' "
-                         f"(letters, digits, '_', '-', '.'), e.g. '01_attention_pooling'; got {notebook_stem!r}")
+    if (
+        not isinstance(notebook_stem, str)
+        or not re.fullmatch(r"[A-Za-z0-9_.-]+", notebook_stem)
+        or notebook_stem.endswith(".ipynb")
+    ):
+        raise ValueError(
+            "notebook_stem must be the notebook's file name without '.ipynb' "
+            f"(letters, digits, '_', '-', '.'), e.g. '01_attention_pooling'; got {notebook_stem!r}"
+        )
     if not metrics:
-        raise ValueError("record() needs at least one metric, e.g. record(stem, test_accuracy=0.97)")
+        raise ValueError(
+            "record() needs at least one metric, e.g. record(stem, test_accuracy=0.97)"
+        )
     out_dir = os.environ.get("COURSE_RESULTS_DIR")
     path = Path(out_dir) / f"{notebook_stem}.json" if out_dir else None
     if path is not None:
-        path.unlink(missing_ok=True)  # a failed record must not leave the last run's numbers
+        path.unlink(
+            missing_ok=True
+        )  # a failed record must not leave the last run's numbers
     values = {name: plain_value(name, value) for name, value in metrics.items()}
 
     width = max(len(name) for name in values)
@@ -230,7 +281,9 @@ def record(notebook_stem: str, **metrics: Any) -> dict[str, Any]:
         "profile": cfg.profile if cfg else None,
         "seed": cfg.seed if cfg else None,
         "device": str(cfg.device) if cfg else None,
-        "seconds_since_setup": round(time.perf_counter() - cfg.started, 2) if cfg else None,
+        "seconds_since_setup": round(time.perf_counter() - cfg.started, 2)
+        if cfg
+        else None,
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": _machine(),
     }

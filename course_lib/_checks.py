@@ -10,15 +10,28 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_tensor", "check_floating", "shape_str", "plain_value", "plain_number", "check_size"]
+__all__ = [
+    "check_tensor",
+    "check_floating",
+    "shape_str",
+    "plain_value",
+    "plain_number",
+    "check_size",
+]
 
 
 def shape_str(x: torch.Tensor) -> str:
     return "(" + ", ".join(str(s) for s in x.shape) + ")"
 
 
-def check_tensor(name: str, x, *, ndim: int | tuple[int, ...] | None = None,
-                 min_ndim: int | None = None, expected: str = "") -> torch.Tensor:
+def check_tensor(
+    name: str,
+    x,
+    *,
+    ndim: int | tuple[int, ...] | None = None,
+    min_ndim: int | None = None,
+    expected: str = "",
+) -> torch.Tensor:
     """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``x`` is a tensor of the
     right rank. ``expected`` describes the wanted shape, e.g. ``"(batch, n_q, d)"``."""
     hint = f" {expected}" if expected else ""
@@ -27,10 +40,14 @@ def check_tensor(name: str, x, *, ndim: int | tuple[int, ...] | None = None,
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else ndim
         if x.dim() not in allowed:
-            raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} dimensions{hint}; "
-                             f"got shape {shape_str(x)}")
+            raise ValueError(
+                f"{name} must have {' or '.join(map(str, allowed))} dimensions{hint}; "
+                f"got shape {shape_str(x)}"
+            )
     if min_ndim is not None and x.dim() < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimensions{hint}; got shape {shape_str(x)}")
+        raise ValueError(
+            f"{name} must have at least {min_ndim} dimensions{hint}; got shape {shape_str(x)}"
+        )
     return x
 
 
@@ -38,13 +55,17 @@ def check_size(name: str, value, minimum: int = 1) -> int:
     """An integer size (a Python int, a NumPy integer or a 0-d integer tensor such as
     ``lengths.max()``) that is at least ``minimum``, as a Python int."""
     try:
-        if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.is_floating_point()):
+        if isinstance(value, bool) or (
+            isinstance(value, torch.Tensor) and value.is_floating_point()
+        ):
             raise TypeError
         size = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be a positive integer; got {value!r}") from None
     if size < minimum:
-        wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}"
+        )
         raise ValueError(f"{name} must be {wanted}; got {size}")
     return size
 
@@ -70,10 +91,14 @@ def plain_value(name: str, value: Any) -> Any:
         return int(value)
     if isinstance(value, numbers.Real):
         if not math.isfinite(value):
-            raise ValueError(f"metric {name!r} is {value}; a headline number must be finite")
+            raise ValueError(
+                f"metric {name!r} is {value}; a headline number must be finite"
+            )
         return float(value)
-    raise TypeError(f"metric {name!r} must be a number, bool, string or list of numbers; "
-                    f"got {type(value).__name__}")
+    raise TypeError(
+        f"metric {name!r} must be a number, bool, string or list of numbers; "
+        f"got {type(value).__name__}"
+    )
 
 
 def plain_number(name: str, value: Any) -> float:
@@ -81,6 +106,8 @@ def plain_number(name: str, value: Any) -> float:
     (the training loop reports a diverging loss itself)."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"{name!r} has shape {tuple(value.shape)}; logged values must be scalars")
+            raise ValueError(
+                f"{name!r} has shape {tuple(value.shape)}; logged values must be scalars"
+            )
         return float(value.detach().item())
     return float(value)

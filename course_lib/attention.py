@@ -30,12 +30,23 @@ from torch import nn
 from ._checks import check_floating, check_size, check_tensor, shape_str
 
 __all__ = [
-    "gaussian_kernel", "boxcar_kernel", "epanechnikov_kernel", "KERNELS",
-    "nadaraya_watson", "ParametricNadarayaWatson",
-    "padding_mask", "masked_softmax", "AdditiveAttention",
-    "scaled_dot_product_attention", "fused_attention",
-    "split_heads", "merge_heads", "MultiHeadAttention",
-    "sinusoidal_positional_encoding", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding",
+    "gaussian_kernel",
+    "boxcar_kernel",
+    "epanechnikov_kernel",
+    "KERNELS",
+    "nadaraya_watson",
+    "ParametricNadarayaWatson",
+    "padding_mask",
+    "masked_softmax",
+    "AdditiveAttention",
+    "scaled_dot_product_attention",
+    "fused_attention",
+    "split_heads",
+    "merge_heads",
+    "MultiHeadAttention",
+    "sinusoidal_positional_encoding",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEmbedding",
 ]
 
 # ---------------------------------------------------------------------------
@@ -45,7 +56,7 @@ __all__ = [
 
 def gaussian_kernel(u: torch.Tensor) -> torch.Tensor:
     """K(u) = exp(-u^2 / 2). Never zero: every key gets some weight."""
-    return torch.exp(-u ** 2 / 2)
+    return torch.exp(-(u**2) / 2)
 
 
 def boxcar_kernel(u: torch.Tensor) -> torch.Tensor:
@@ -55,7 +66,7 @@ def boxcar_kernel(u: torch.Tensor) -> torch.Tensor:
 
 def epanechnikov_kernel(u: torch.Tensor) -> torch.Tensor:
     """K(u) = 3/4 (1 - u^2) for |u| <= 1, else 0: near keys count more, far keys not at all."""
-    return 0.75 * (1 - u ** 2).clamp(min=0)
+    return 0.75 * (1 - u**2).clamp(min=0)
 
 
 KERNELS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -72,14 +83,19 @@ def _check_pooling_args(queries, keys, values) -> None:
     for name, x in (("queries", queries), ("keys", keys), ("values", values)):
         check_floating(name, x)
     if values.shape[0] != keys.shape[0]:
-        raise ValueError(f"values must have one row per key: keys has shape {shape_str(keys)}, "
-                         f"values has shape {shape_str(values)}")
+        raise ValueError(
+            f"values must have one row per key: keys has shape {shape_str(keys)}, "
+            f"values has shape {shape_str(values)}"
+        )
 
 
-def nadaraya_watson(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                    bandwidth: float | torch.Tensor = 1.0,
-                    kernel: str | Callable[[torch.Tensor], torch.Tensor] = "gaussian",
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def nadaraya_watson(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    bandwidth: float | torch.Tensor = 1.0,
+    kernel: str | Callable[[torch.Tensor], torch.Tensor] = "gaussian",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Nadaraya--Watson attention pooling.
 
     f(q) = sum_i alpha(q, k_i) v_i  with  alpha(q, k_i) = K((q - k_i)/h) / sum_j K((q - k_j)/h).
@@ -100,25 +116,29 @@ def nadaraya_watson(queries: torch.Tensor, keys: torch.Tensor, values: torch.Ten
     _check_pooling_args(queries, keys, values)
     if isinstance(kernel, str):
         if kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {sorted(KERNELS)} or a function; got {kernel!r}")
+            raise ValueError(
+                f"kernel must be one of {sorted(KERNELS)} or a function; got {kernel!r}"
+            )
         kernel_fn = KERNELS[kernel]
     elif callable(kernel):
         kernel_fn = kernel
     else:
-        raise TypeError(f"kernel must be a name or a function; got {type(kernel).__name__}")
+        raise TypeError(
+            f"kernel must be a name or a function; got {type(kernel).__name__}"
+        )
     bandwidth = torch.as_tensor(bandwidth, dtype=queries.dtype, device=queries.device)
     if bandwidth.numel() != 1 or not bool(bandwidth > 0):
         raise ValueError(f"bandwidth must be one positive number; got {bandwidth}")
 
-    u = (queries[:, None] - keys[None, :]) / bandwidth            # (n_q, n_k)
+    u = (queries[:, None] - keys[None, :]) / bandwidth  # (n_q, n_k)
     if kernel_fn is gaussian_kernel:
         # exp(-u^2/2) / sum exp(-u^2/2) is a softmax over keys of the score -u^2/2;
         # the softmax form cannot underflow to 0/0 when h is small.
-        weights = torch.softmax(-u ** 2 / 2, dim=-1)
+        weights = torch.softmax(-(u**2) / 2, dim=-1)
     else:
         k = kernel_fn(u)
         weights = k / k.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(k.dtype).tiny)
-    predictions = weights @ values                                 # (n_q,) or (n_q, d_v)
+    predictions = weights @ values  # (n_q,) or (n_q, d_v)
     return predictions, weights
 
 
@@ -135,8 +155,13 @@ class ParametricNadarayaWatson(nn.Module):
         self.w = nn.Parameter(torch.tensor(float(init_w)))
         self.attention_weights: torch.Tensor | None = None
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                exclude_self: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        exclude_self: bool = False,
+    ) -> torch.Tensor:
         """queries (n_q,), keys (n_k,), values (n_k,) or (n_k, d_v) -> (n_q,) or (n_q, d_v).
 
         ``exclude_self=True`` (needs n_q == n_k, query i = key i) hides key i from
@@ -144,11 +169,13 @@ class ParametricNadarayaWatson(nn.Module):
         ``w`` is infinite (every point predicts itself).
         """
         _check_pooling_args(queries, keys, values)
-        scores = -((queries[:, None] - keys[None, :]) * self.w) ** 2 / 2   # (n_q, n_k)
+        scores = -(((queries[:, None] - keys[None, :]) * self.w) ** 2) / 2  # (n_q, n_k)
         if exclude_self:
             if queries.shape[0] != keys.shape[0]:
-                raise ValueError("exclude_self=True needs as many queries as keys "
-                                 f"(query i is key i); got {queries.shape[0]} and {keys.shape[0]}")
+                raise ValueError(
+                    "exclude_self=True needs as many queries as keys "
+                    f"(query i is key i); got {queries.shape[0]} and {keys.shape[0]}"
+                )
             eye = torch.eye(keys.shape[0], dtype=torch.bool, device=keys.device)
             scores = scores.masked_fill(eye, torch.finfo(scores.dtype).min)
         self.attention_weights = torch.softmax(scores, dim=-1)
@@ -174,7 +201,9 @@ def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
         raise TypeError(f"lengths must be an integer tensor; got dtype {lengths.dtype}")
     max_len = check_size("max_len", max_len, minimum=0)
     if lengths.numel() and (lengths.min() < 0 or lengths.max() > max_len):
-        raise ValueError(f"lengths must lie in [0, max_len={max_len}]; got {lengths.tolist()}")
+        raise ValueError(
+            f"lengths must lie in [0, max_len={max_len}]; got {lengths.tolist()}"
+        )
     return torch.arange(max_len, device=lengths.device) < lengths[:, None]
 
 
@@ -182,19 +211,24 @@ def _check_mask(mask, target_shape: torch.Size, expected: str) -> None:
     """A bool mask that broadcasts to ``target_shape`` without enlarging it."""
     check_tensor("mask", mask, expected=f"(bool, broadcastable to {expected})")
     if mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a bool tensor (True = may attend); got dtype {mask.dtype}. "
-                        "Convert a 0/1 mask with mask.bool()")
+        raise TypeError(
+            f"mask must be a bool tensor (True = may attend); got dtype {mask.dtype}. "
+            "Convert a 0/1 mask with mask.bool()"
+        )
     try:
         broadcast = torch.broadcast_shapes(mask.shape, target_shape)
     except RuntimeError:
         broadcast = None
     if broadcast != target_shape:
-        raise ValueError(f"mask of shape {shape_str(mask)} does not broadcast to the scores' shape "
-                         f"{tuple(target_shape)} {expected}")
+        raise ValueError(
+            f"mask of shape {shape_str(mask)} does not broadcast to the scores' shape "
+            f"{tuple(target_shape)} {expected}"
+        )
 
 
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None,
-                   dim: int = -1) -> torch.Tensor:
+def masked_softmax(
+    scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1
+) -> torch.Tensor:
     """Softmax over ``dim`` (the keys) that gives masked positions exactly zero weight.
 
     Args:
@@ -210,7 +244,9 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None,
     return _masked_softmax(scores, mask, dim)
 
 
-def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
+def _masked_softmax(
+    scores: torch.Tensor, mask: torch.Tensor | None, dim: int = -1
+) -> torch.Tensor:
     if mask is None:
         return torch.softmax(scores, dim=dim)
     scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
@@ -227,25 +263,38 @@ def _check_scores_and_mask(scores, mask) -> None:
 
 def _check_qkv(queries, keys, values, mask) -> torch.Size:
     """Check (..., n_q, d), (..., n_k, d), (..., n_k, d_v) and the mask; return the scores' shape."""
-    for name, x, shape in (("queries", queries, "(..., n_q, d)"), ("keys", keys, "(..., n_k, d)"),
-                           ("values", values, "(..., n_k, d_v)")):
+    for name, x, shape in (
+        ("queries", queries, "(..., n_q, d)"),
+        ("keys", keys, "(..., n_k, d)"),
+        ("values", values, "(..., n_k, d_v)"),
+    ):
         check_tensor(name, x, min_ndim=2, expected=shape)
         check_floating(name, x)
     if not _autocasting(queries) and not queries.dtype == keys.dtype == values.dtype:
-        raise TypeError(f"queries, keys and values must have one dtype; got {queries.dtype}, "
-                        f"{keys.dtype} and {values.dtype} (convert with .to(queries.dtype))")
+        raise TypeError(
+            f"queries, keys and values must have one dtype; got {queries.dtype}, "
+            f"{keys.dtype} and {values.dtype} (convert with .to(queries.dtype))"
+        )
     if queries.shape[-1] != keys.shape[-1]:
-        raise ValueError("queries and keys must have the same feature size d for a dot product: "
-                         f"queries {shape_str(queries)} has d={queries.shape[-1]}, "
-                         f"keys {shape_str(keys)} has d={keys.shape[-1]}")
+        raise ValueError(
+            "queries and keys must have the same feature size d for a dot product: "
+            f"queries {shape_str(queries)} has d={queries.shape[-1]}, "
+            f"keys {shape_str(keys)} has d={keys.shape[-1]}"
+        )
     if keys.shape[-2] != values.shape[-2]:
-        raise ValueError("keys and values must come in pairs (same n_k): "
-                         f"keys {shape_str(keys)}, values {shape_str(values)}")
+        raise ValueError(
+            "keys and values must come in pairs (same n_k): "
+            f"keys {shape_str(keys)}, values {shape_str(values)}"
+        )
     try:
-        batch = torch.broadcast_shapes(queries.shape[:-2], keys.shape[:-2], values.shape[:-2])
+        batch = torch.broadcast_shapes(
+            queries.shape[:-2], keys.shape[:-2], values.shape[:-2]
+        )
     except RuntimeError:
-        raise ValueError("the batch dimensions (...) of queries, keys and values do not broadcast: "
-                         f"{shape_str(queries)}, {shape_str(keys)}, {shape_str(values)}") from None
+        raise ValueError(
+            "the batch dimensions (...) of queries, keys and values do not broadcast: "
+            f"{shape_str(queries)}, {shape_str(keys)}, {shape_str(values)}"
+        ) from None
     scores_shape = torch.Size((*batch, queries.shape[-2], keys.shape[-2]))
     if mask is not None:
         _check_mask(mask, scores_shape, "(..., n_q, n_k)")
@@ -255,11 +304,15 @@ def _check_qkv(queries, keys, values, mask) -> torch.Size:
 def _autocasting(x: torch.Tensor) -> bool:
     """Whether ``torch.autocast`` is on for ``x``'s device (then inputs and weights may differ)."""
     if x.device.type not in ("cpu", "cuda", "mps", "xpu"):
-        return False                                   # e.g. the meta device: no autocast there
+        return False  # e.g. the meta device: no autocast there
     try:
         return torch.is_autocast_enabled(x.device.type)
     except TypeError:  # PyTorch < 2.4
-        return torch.is_autocast_enabled() if x.device.type == "cuda" else torch.is_autocast_cpu_enabled()
+        return (
+            torch.is_autocast_enabled()
+            if x.device.type == "cuda"
+            else torch.is_autocast_cpu_enabled()
+        )
 
 
 class AdditiveAttention(nn.Module):
@@ -271,8 +324,14 @@ class AdditiveAttention(nn.Module):
     ``forward`` keeps the last weights in ``self.attention_weights``.
     """
 
-    def __init__(self, query_size: int, key_size: int, num_hiddens: int, dropout: float = 0.0,
-                 bias: bool = False):
+    def __init__(
+        self,
+        query_size: int,
+        key_size: int,
+        num_hiddens: int,
+        dropout: float = 0.0,
+        bias: bool = False,
+    ):
         super().__init__()
         self.W_q = nn.Linear(query_size, num_hiddens, bias=bias)  # its bias is b
         self.W_k = nn.Linear(key_size, num_hiddens, bias=False)
@@ -280,33 +339,48 @@ class AdditiveAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.attention_weights: torch.Tensor | None = None
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """queries (..., n_q, query_size), keys (..., n_k, key_size), values (..., n_k, d_v),
         mask bool broadcastable to (..., n_q, n_k) -> output (..., n_q, d_v)."""
         self._check_inputs(queries, keys, values)
-        q, k = self.W_q(queries), self.W_k(keys)                  # (..., n_q, h), (..., n_k, h)
+        q, k = self.W_q(queries), self.W_k(keys)  # (..., n_q, h), (..., n_k, h)
         features = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (..., n_q, n_k, h)
-        scores = self.w_v(features).squeeze(-1)                   # (..., n_q, n_k)
+        scores = self.w_v(features).squeeze(-1)  # (..., n_q, n_k)
         self.attention_weights = masked_softmax(scores, mask)
-        return self.dropout(self.attention_weights) @ values      # (..., n_q, d_v)
+        return self.dropout(self.attention_weights) @ values  # (..., n_q, d_v)
 
     def _check_inputs(self, queries, keys, values) -> None:
-        for name, x, size in (("queries", queries, self.W_q.in_features),
-                              ("keys", keys, self.W_k.in_features)):
+        for name, x, size in (
+            ("queries", queries, self.W_q.in_features),
+            ("keys", keys, self.W_k.in_features),
+        ):
             check_tensor(name, x, min_ndim=2, expected=f"(..., n, {size})")
             if x.shape[-1] != size:
-                raise ValueError(f"{name} must have {size} features (the size given to "
-                                 f"AdditiveAttention); got shape {shape_str(x)}")
+                raise ValueError(
+                    f"{name} must have {size} features (the size given to "
+                    f"AdditiveAttention); got shape {shape_str(x)}"
+                )
         check_tensor("values", values, min_ndim=2, expected="(..., n_k, d_v)")
         if keys.shape[-2] != values.shape[-2]:
-            raise ValueError(f"keys and values must come in pairs (same n_k): keys {shape_str(keys)}, "
-                             f"values {shape_str(values)}")
+            raise ValueError(
+                f"keys and values must come in pairs (same n_k): keys {shape_str(keys)}, "
+                f"values {shape_str(values)}"
+            )
 
 
-def scaled_dot_product_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                                 mask: torch.Tensor | None = None, dropout_p: float = 0.0,
-                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def scaled_dot_product_attention(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(Q K^T / sqrt(d)) V, written out so that the weights can be returned.
 
     Args:
@@ -324,14 +398,19 @@ def scaled_dot_product_attention(queries: torch.Tensor, keys: torch.Tensor, valu
 def _attend(queries, keys, values, mask, dropout_p: float):
     keys, values = _ignore_unseen_keys(keys, values, mask)
     d = queries.shape[-1]
-    scores = queries @ keys.transpose(-2, -1) / math.sqrt(d)    # (..., n_q, n_k)
+    scores = queries @ keys.transpose(-2, -1) / math.sqrt(d)  # (..., n_q, n_k)
     weights = _masked_softmax(scores, mask)
     dropped = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
-    return dropped @ values, weights                            # (..., n_q, d_v)
+    return dropped @ values, weights  # (..., n_q, d_v)
 
 
-def fused_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                    mask: torch.Tensor | None = None, dropout_p: float = 0.0) -> torch.Tensor:
+def fused_attention(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
     """The same as :func:`scaled_dot_product_attention`, through PyTorch's fused kernel
     ``F.scaled_dot_product_attention`` (faster, less memory, no weights returned).
 
@@ -344,8 +423,9 @@ def fused_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Ten
 
 def _attend_fused(queries, keys, values, mask, dropout_p: float) -> torch.Tensor:
     keys, values = _ignore_unseen_keys(keys, values, mask)
-    output = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
-                                            dropout_p=dropout_p)
+    output = F.scaled_dot_product_attention(
+        queries, keys, values, attn_mask=mask, dropout_p=dropout_p
+    )
     if mask is None:
         return output
     # Recent PyTorch versions already return zeros for fully masked rows; older ones
@@ -359,7 +439,7 @@ def _ignore_unseen_keys(keys, values, mask):
     whatever they hold -- even NaN or inf -- cannot reach the output (0 x NaN is NaN)."""
     if mask is None:
         return keys, values
-    unseen = ~mask.any(dim=-2).unsqueeze(-1)                    # (..., n_k, 1)
+    unseen = ~mask.any(dim=-2).unsqueeze(-1)  # (..., n_k, 1)
     return torch.where(unseen, 0.0, keys), torch.where(unseen, 0.0, values)
 
 
@@ -374,8 +454,9 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     check_tensor("x", x, ndim=3, expected="(batch, tokens, d_model)")
     num_heads = check_size("num_heads", num_heads)
     if x.shape[-1] % num_heads:
-        raise ValueError(f"num_heads must be a positive integer dividing d_model={x.shape[-1]}; "
-                         f"got {num_heads}")
+        raise ValueError(
+            f"num_heads must be a positive integer dividing d_model={x.shape[-1]}; got {num_heads}"
+        )
     return _split_heads(x, num_heads)
 
 
@@ -409,16 +490,27 @@ class MultiHeadAttention(nn.Module):
     ``nn.MultiheadAttention``, where True means "ignore".
     """
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
+    def __init__(
+        self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True
+    ):
         super().__init__()
-        d_model, num_heads = check_size("d_model", d_model), check_size("num_heads", num_heads)
+        d_model, num_heads = (
+            check_size("d_model", d_model),
+            check_size("num_heads", num_heads),
+        )
         if d_model % num_heads:
-            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads}): "
-                             "each head gets d_model / num_heads features")
-        self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
+            raise ValueError(
+                f"d_model ({d_model}) must be divisible by num_heads ({num_heads}): "
+                "each head gets d_model / num_heads features"
+            )
+        self.d_model, self.num_heads, self.head_dim = (
+            d_model,
+            num_heads,
+            d_model // num_heads,
+        )
         self.dropout = dropout
-        self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)   # [W_q; W_k; W_v]
-        self.out_proj = nn.Linear(d_model, d_model, bias=bias)      # W_o
+        self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)  # [W_q; W_k; W_v]
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)  # W_o
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -430,12 +522,14 @@ class MultiHeadAttention(nn.Module):
 
     def _project(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
         w, b = self.in_proj.weight, self.in_proj.bias
-        if query is key and key is value:                       # self-attention: one matmul
+        if query is key and key is value:  # self-attention: one matmul
             return F.linear(query, w, b).chunk(3, dim=-1)
         w_q, w_kv = w.split([self.d_model, 2 * self.d_model])
-        b_q, b_kv = b.split([self.d_model, 2 * self.d_model]) if b is not None else (None, None)
+        b_q, b_kv = (
+            b.split([self.d_model, 2 * self.d_model]) if b is not None else (None, None)
+        )
         q = F.linear(query, w_q, b_q)
-        if key is value:                                         # cross-attention on a memory
+        if key is value:  # cross-attention on a memory
             k, v = F.linear(key, w_kv, b_kv).chunk(2, dim=-1)
         else:
             w_k, w_v = w_kv.chunk(2)
@@ -443,38 +537,66 @@ class MultiHeadAttention(nn.Module):
             k, v = F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
         return q, k, v
 
-    def _combined_mask(self, batch: int, n_q: int, n_k: int, key_padding_mask, attn_mask):
+    def _combined_mask(
+        self, batch: int, n_q: int, n_k: int, key_padding_mask, attn_mask
+    ):
         """(B, n_k) and (n_q, n_k) / (B, n_q, n_k) / (B, H, n_q, n_k) -> one mask broadcastable
         to (B, H, n_q, n_k), or None."""
         mask = None
         if key_padding_mask is not None:
-            check_tensor("key_padding_mask", key_padding_mask, ndim=2, expected=f"(batch, n_k) = ({batch}, {n_k})")
+            check_tensor(
+                "key_padding_mask",
+                key_padding_mask,
+                ndim=2,
+                expected=f"(batch, n_k) = ({batch}, {n_k})",
+            )
             if key_padding_mask.dtype != torch.bool:
-                raise TypeError("key_padding_mask must be a bool tensor (True = real token, may be "
-                                f"attended); got dtype {key_padding_mask.dtype}")
+                raise TypeError(
+                    "key_padding_mask must be a bool tensor (True = real token, may be "
+                    f"attended); got dtype {key_padding_mask.dtype}"
+                )
             if tuple(key_padding_mask.shape) != (batch, n_k):
-                raise ValueError(f"key_padding_mask must have shape (batch, n_k) = ({batch}, {n_k}); "
-                                 f"got {shape_str(key_padding_mask)}")
-            mask = key_padding_mask[:, None, None, :]                     # (B, 1, 1, n_k)
+                raise ValueError(
+                    f"key_padding_mask must have shape (batch, n_k) = ({batch}, {n_k}); "
+                    f"got {shape_str(key_padding_mask)}"
+                )
+            mask = key_padding_mask[:, None, None, :]  # (B, 1, 1, n_k)
         if attn_mask is not None:
-            check_tensor("attn_mask", attn_mask, ndim=(2, 3, 4),
-                         expected="(n_q, n_k), (batch, n_q, n_k) or (batch, heads, n_q, n_k)")
+            check_tensor(
+                "attn_mask",
+                attn_mask,
+                ndim=(2, 3, 4),
+                expected="(n_q, n_k), (batch, n_q, n_k) or (batch, heads, n_q, n_k)",
+            )
             if attn_mask.dtype != torch.bool:
-                raise TypeError("attn_mask must be a bool tensor (True = may attend); "
-                                f"got dtype {attn_mask.dtype}")
-            expected_shapes = {2: (n_q, n_k), 3: (batch, n_q, n_k), 4: (batch, self.num_heads, n_q, n_k)}
+                raise TypeError(
+                    "attn_mask must be a bool tensor (True = may attend); "
+                    f"got dtype {attn_mask.dtype}"
+                )
+            expected_shapes = {
+                2: (n_q, n_k),
+                3: (batch, n_q, n_k),
+                4: (batch, self.num_heads, n_q, n_k),
+            }
             if tuple(attn_mask.shape) != expected_shapes[attn_mask.dim()]:
-                raise ValueError(f"attn_mask with {attn_mask.dim()} dimensions must have shape "
-                                 f"{expected_shapes[attn_mask.dim()]}; got {shape_str(attn_mask)}")
+                raise ValueError(
+                    f"attn_mask with {attn_mask.dim()} dimensions must have shape "
+                    f"{expected_shapes[attn_mask.dim()]}; got {shape_str(attn_mask)}"
+                )
             if attn_mask.dim() == 3:
-                attn_mask = attn_mask[:, None]                            # (B, 1, n_q, n_k)
+                attn_mask = attn_mask[:, None]  # (B, 1, n_q, n_k)
             mask = attn_mask if mask is None else mask & attn_mask
         return mask
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor | None = None,
-                value: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None,
-                attn_mask: torch.Tensor | None = None, need_weights: bool = False,
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor | None = None,
+        value: torch.Tensor | None = None,
+        key_padding_mask: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from ``query`` (B, n_q, D) to ``key``/``value`` (B, n_k, D).
 
         ``key`` and ``value`` default to ``query`` (self-attention).
@@ -489,29 +611,42 @@ class MultiHeadAttention(nn.Module):
         value = key if value is None else value
         mask = self._check_inputs(query, key, value, key_padding_mask, attn_mask)
 
-        q, k, v = self._project(query, key, value)                          # (B, T, D) each
-        q, k, v = (_split_heads(t, self.num_heads) for t in (q, k, v))     # (B, H, T, D/H)
+        q, k, v = self._project(query, key, value)  # (B, T, D) each
+        q, k, v = (_split_heads(t, self.num_heads) for t in (q, k, v))  # (B, H, T, D/H)
         dropout_p = self.dropout if self.training else 0.0
         if need_weights:
             heads, weights = _attend(q, k, v, mask, dropout_p)
         else:
             heads, weights = _attend_fused(q, k, v, mask, dropout_p), None
-        return self.out_proj(_merge_heads(heads)), weights                 # (B, n_q, D)
+        return self.out_proj(_merge_heads(heads)), weights  # (B, n_q, D)
 
-    def _check_inputs(self, query, key, value, key_padding_mask, attn_mask) -> torch.Tensor | None:
+    def _check_inputs(
+        self, query, key, value, key_padding_mask, attn_mask
+    ) -> torch.Tensor | None:
         """Check the inputs of :meth:`forward`; return the combined mask."""
         for name, x in (("query", query), ("key", key), ("value", value)):
-            check_tensor(name, x, ndim=3, expected=f"(batch, tokens, d_model={self.d_model})")
+            check_tensor(
+                name, x, ndim=3, expected=f"(batch, tokens, d_model={self.d_model})"
+            )
             if x.shape[-1] != self.d_model:
-                raise ValueError(f"{name} must have d_model={self.d_model} features; got shape {shape_str(x)}")
+                raise ValueError(
+                    f"{name} must have d_model={self.d_model} features; got shape {shape_str(x)}"
+                )
         weights_dtype = self.in_proj.weight.dtype
-        if not _autocasting(query) and not query.dtype == key.dtype == value.dtype == weights_dtype:
-            raise TypeError(f"query, key, value and the weights must have one dtype; got {query.dtype}, "
-                            f"{key.dtype}, {value.dtype} and {weights_dtype} (convert the inputs with "
-                            f".to({weights_dtype}), or the module with .to(dtype))")
+        if (
+            not _autocasting(query)
+            and not query.dtype == key.dtype == value.dtype == weights_dtype
+        ):
+            raise TypeError(
+                f"query, key, value and the weights must have one dtype; got {query.dtype}, "
+                f"{key.dtype}, {value.dtype} and {weights_dtype} (convert the inputs with "
+                f".to({weights_dtype}), or the module with .to(dtype))"
+            )
         if key.shape[:2] != value.shape[:2] or query.shape[0] != key.shape[0]:
-            raise ValueError(f"query {shape_str(query)}, key {shape_str(key)} and value {shape_str(value)} "
-                             "must share the batch size, and key and value the number of tokens")
+            raise ValueError(
+                f"query {shape_str(query)}, key {shape_str(key)} and value {shape_str(value)} "
+                "must share the batch size, and key and value the number of tokens"
+            )
         batch, n_q, n_k = query.shape[0], query.shape[1], key.shape[1]
         return self._combined_mask(batch, n_q, n_k, key_padding_mask, attn_mask)
 
@@ -519,16 +654,23 @@ class MultiHeadAttention(nn.Module):
     def load_from_torch(self, module: nn.MultiheadAttention) -> "MultiHeadAttention":
         """Copy the weights of an ``nn.MultiheadAttention`` with the same sizes."""
         if not isinstance(module, nn.MultiheadAttention):
-            raise TypeError(f"module must be an nn.MultiheadAttention; got {type(module).__name__}")
-        if (module.embed_dim, module.num_heads) != (self.d_model, self.num_heads) \
-                or module.in_proj_weight is None:
-            raise ValueError("module must have the same d_model and num_heads and packed "
-                             "in-projection weights")
+            raise TypeError(
+                f"module must be an nn.MultiheadAttention; got {type(module).__name__}"
+            )
+        if (module.embed_dim, module.num_heads) != (
+            self.d_model,
+            self.num_heads,
+        ) or module.in_proj_weight is None:
+            raise ValueError(
+                "module must have the same d_model and num_heads and packed in-projection weights"
+            )
         theirs, ours = module.in_proj_bias is not None, self.in_proj.bias is not None
         if theirs != ours:
-            raise ValueError(f"module has {'biases' if theirs else 'no biases'} but this "
-                             f"MultiHeadAttention {'has' if ours else 'has none'}; build it with "
-                             f"bias={theirs} to copy every weight")
+            raise ValueError(
+                f"module has {'biases' if theirs else 'no biases'} but this "
+                f"MultiHeadAttention {'has' if ours else 'has none'}; build it with "
+                f"bias={theirs} to copy every weight"
+            )
         self.in_proj.weight.copy_(module.in_proj_weight)
         self.out_proj.weight.copy_(module.out_proj.weight)
         if self.in_proj.bias is not None:
@@ -542,12 +684,19 @@ class MultiHeadAttention(nn.Module):
 
 def sinusoidal_positional_encoding(num_positions: int, d_model: int) -> torch.Tensor:
     """(num_positions, d_model): PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...)."""
-    num_positions, d_model = check_size("num_positions", num_positions), check_size("d_model", d_model)
+    num_positions, d_model = (
+        check_size("num_positions", num_positions),
+        check_size("d_model", d_model),
+    )
     if d_model < 2 or d_model % 2:
-        raise ValueError(f"d_model must be an even integer >= 2 (sin/cos pairs); got {d_model!r}")
-    position = torch.arange(num_positions, dtype=torch.float32)[:, None]        # (P, 1)
-    frequency = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)  # (D/2,)
-    angle = position * frequency                                                 # (P, D/2)
+        raise ValueError(
+            f"d_model must be an even integer >= 2 (sin/cos pairs); got {d_model!r}"
+        )
+    position = torch.arange(num_positions, dtype=torch.float32)[:, None]  # (P, 1)
+    frequency = 10000.0 ** (
+        -torch.arange(0, d_model, 2, dtype=torch.float32) / d_model
+    )  # (D/2,)
+    angle = position * frequency  # (P, D/2)
     pe = torch.empty(num_positions, d_model)
     pe[:, 0::2], pe[:, 1::2] = torch.sin(angle), torch.cos(angle)
     return pe
@@ -562,16 +711,24 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, max_len: int = 1024, dropout: float = 0.0):
         super().__init__()
-        self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
+        self.register_buffer(
+            "pe", sinusoidal_positional_encoding(max_len, d_model), persistent=False
+        )
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor("x", x, ndim=3, expected=f"(batch, tokens, d_model={self.pe.shape[1]})")
+        check_tensor(
+            "x", x, ndim=3, expected=f"(batch, tokens, d_model={self.pe.shape[1]})"
+        )
         if x.shape[-1] != self.pe.shape[1]:
-            raise ValueError(f"x must have d_model={self.pe.shape[1]} features; got shape {shape_str(x)}")
+            raise ValueError(
+                f"x must have d_model={self.pe.shape[1]} features; got shape {shape_str(x)}"
+            )
         if x.shape[1] > self.pe.shape[0]:
-            raise ValueError(f"the sequence has {x.shape[1]} tokens but the positional table only "
-                             f"{self.pe.shape[0]} (max_len); build it with a larger max_len")
+            raise ValueError(
+                f"the sequence has {x.shape[1]} tokens but the positional table only "
+                f"{self.pe.shape[0]} (max_len); build it with a larger max_len"
+            )
         return self.dropout(x + self.pe[: x.shape[1]].to(x.dtype))
 
 
@@ -584,8 +741,18 @@ class LearnedPositionalEmbedding(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor("x", x, ndim=3, expected=f"(batch, tokens, d_model={self.embedding.shape[1]})")
-        if x.shape[1] > self.embedding.shape[0] or x.shape[-1] != self.embedding.shape[1]:
-            raise ValueError(f"x of shape {shape_str(x)} does not fit the table "
-                             f"(max_len={self.embedding.shape[0]}, d_model={self.embedding.shape[1]})")
+        check_tensor(
+            "x",
+            x,
+            ndim=3,
+            expected=f"(batch, tokens, d_model={self.embedding.shape[1]})",
+        )
+        if (
+            x.shape[1] > self.embedding.shape[0]
+            or x.shape[-1] != self.embedding.shape[1]
+        ):
+            raise ValueError(
+                f"x of shape {shape_str(x)} does not fit the table "
+                f"(max_len={self.embedding.shape[0]}, d_model={self.embedding.shape[1]})"
+            )
         return self.dropout(x + self.embedding[: x.shape[1]])

@@ -18,11 +18,18 @@ from ._checks import check_tensor
 __all__ = ["conv_block", "SmallCNN", "resnet18_cifar"]
 
 
-def conv_block(in_channels: int, out_channels: int, downsample: bool,
-               norm: Callable[[int], nn.Module] = nn.BatchNorm2d) -> nn.Sequential:
+def conv_block(
+    in_channels: int,
+    out_channels: int,
+    downsample: bool,
+    norm: Callable[[int], nn.Module] = nn.BatchNorm2d,
+) -> nn.Sequential:
     """3x3 conv -> norm -> ReLU (-> 2x2 max-pool if ``downsample``)."""
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-                               norm(out_channels), nn.ReLU(inplace=True)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        norm(out_channels),
+        nn.ReLU(inplace=True),
+    ]
     if downsample:
         layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
@@ -36,16 +43,26 @@ class SmallCNN(nn.Module):
     normalisation layer from a channel count (BatchNorm by default).
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10,
-                 widths: Sequence[int] = (32, 64, 128),
-                 norm: Callable[[int], nn.Module] = nn.BatchNorm2d,
-                 downsample: Sequence[bool] | None = None):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        widths: Sequence[int] = (32, 64, 128),
+        norm: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        downsample: Sequence[bool] | None = None,
+    ):
         super().__init__()
         if not widths:
             raise ValueError("widths must list at least one channel count")
-        downsample = [i > 0 for i in range(len(widths))] if downsample is None else list(downsample)
+        downsample = (
+            [i > 0 for i in range(len(widths))]
+            if downsample is None
+            else list(downsample)
+        )
         if len(downsample) != len(widths):
-            raise ValueError(f"downsample needs one flag per block ({len(widths)}); got {len(downsample)}")
+            raise ValueError(
+                f"downsample needs one flag per block ({len(widths)}); got {len(downsample)}"
+            )
         blocks, channels = [], in_channels
         for width, halve in zip(widths, downsample):
             blocks.append(conv_block(channels, width, downsample=halve, norm=norm))
@@ -57,7 +74,9 @@ class SmallCNN(nn.Module):
 
     def feature_map(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, widths[-1], H / stride, W / stride)."""
-        check_tensor("images", images, ndim=4, expected="(batch, channels, height, width)")
+        check_tensor(
+            "images", images, ndim=4, expected="(batch, channels, height, width)"
+        )
         return self.blocks(images)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -68,8 +87,11 @@ class SmallCNN(nn.Module):
         return self.head(self.features(images))
 
 
-def resnet18_cifar(in_channels: int = 3, num_classes: int = 0,
-                   norm: Callable[[int], nn.Module] = nn.BatchNorm2d) -> nn.Module:
+def resnet18_cifar(
+    in_channels: int = 3,
+    num_classes: int = 0,
+    norm: Callable[[int], nn.Module] = nn.BatchNorm2d,
+) -> nn.Module:
     """torchvision's ResNet-18 as the MoCo CIFAR-10 demo uses it: a 3x3 stride-1 first
     convolution and no max-pool (a 32 x 32 image keeps a 4 x 4 map at the end), ``norm``
     for every BatchNorm (e.g. split BatchNorm). ``num_classes=0``: no classifier, the
@@ -77,7 +99,9 @@ def resnet18_cifar(in_channels: int = 3, num_classes: int = 0,
     from torchvision.models import resnet18
 
     model = resnet18(num_classes=max(num_classes, 1), norm_layer=norm)
-    model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.conv1 = nn.Conv2d(
+        in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False
+    )
     model.maxpool = nn.Identity()
     if not num_classes:
         model.fc = nn.Identity()

@@ -17,11 +17,28 @@ import torch.nn.functional as F
 
 from ._checks import check_floating, check_size, check_tensor
 
-__all__ = ["shuffled_batches", "ShuffledBatches", "ImageSplit", "load_digits_images", "random_affine", "load_fashion_mnist",
-           "DetectionSet", "make_digit_canvases", "digit_detection_data", "shifted_digits",
-           "load_cifar10",
-           "Regression1D", "true_regression_function", "make_regression_1d", "make_face_scene",
-           "tokenize", "detokenize", "Vocab", "TranslationTask", "make_number_translation"]
+__all__ = [
+    "shuffled_batches",
+    "ShuffledBatches",
+    "ImageSplit",
+    "load_digits_images",
+    "random_affine",
+    "load_fashion_mnist",
+    "DetectionSet",
+    "make_digit_canvases",
+    "digit_detection_data",
+    "shifted_digits",
+    "load_cifar10",
+    "Regression1D",
+    "true_regression_function",
+    "make_regression_1d",
+    "make_face_scene",
+    "tokenize",
+    "detokenize",
+    "Vocab",
+    "TranslationTask",
+    "make_number_translation",
+]
 
 # ---------------------------------------------------------------------------
 # Chapter 1: a 1-D regression problem for Nadaraya--Watson pooling
@@ -44,12 +61,19 @@ class Regression1D:
     noise_std: float
 
     def __repr__(self) -> str:
-        return (f"Regression1D({len(self.x_train)} training points, {len(self.x_test)} held-out "
-                f"points, noise std {self.noise_std})")
+        return (
+            f"Regression1D({len(self.x_train)} training points, {len(self.x_test)} held-out "
+            f"points, noise std {self.noise_std})"
+        )
 
 
-def make_regression_1d(n_train: int = 50, n_test: int = 500, noise_std: float = 0.5,
-                       x_max: float = 5.0, seed: int = 0) -> Regression1D:
+def make_regression_1d(
+    n_train: int = 50,
+    n_test: int = 500,
+    noise_std: float = 0.5,
+    x_max: float = 5.0,
+    seed: int = 0,
+) -> Regression1D:
     """y = 2 sin(x) + x^0.8 + eps, eps ~ N(0, noise_std^2), x ~ U(0, x_max).
 
     Training and test points are drawn independently (held-out, never the training
@@ -64,7 +88,9 @@ def make_regression_1d(n_train: int = 50, n_test: int = 500, noise_std: float = 
 
     def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, _ = torch.sort(torch.rand(n, generator=generator) * x_max)
-        y = true_regression_function(x) + noise_std * torch.randn(n, generator=generator)
+        y = true_regression_function(x) + noise_std * torch.randn(
+            n, generator=generator
+        )
         return x, y
 
     x_train, y_train = draw(n_train)
@@ -82,15 +108,17 @@ def make_face_scene(size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.
     if not isinstance(size, int) or size < 16:
         raise ValueError(f"size must be an integer >= 16; got {size!r}")
     generator = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(size) / size, torch.arange(size) / size, indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(size) / size, torch.arange(size) / size, indexing="ij"
+    )
     image = 0.85 - 0.1 * yy + 0.03 * torch.randn(size, size, generator=generator)
     cy, cx, r = 0.38, 0.62, 0.2
     ink = 0.1
     distance = torch.hypot(yy - cy, xx - cx)
-    image[(distance - r).abs() < 0.035] = ink                      # outline of the head
-    for eye_x in (cx - 0.07, cx + 0.07):                           # two eyes
+    image[(distance - r).abs() < 0.035] = ink  # outline of the head
+    for eye_x in (cx - 0.07, cx + 0.07):  # two eyes
         image[torch.hypot(yy - (cy - 0.05), xx - eye_x) < 0.03] = ink
-    image[((distance - 0.11).abs() < 0.025) & (yy > cy + 0.04)] = ink   # a smile
+    image[((distance - 0.11).abs() < 0.025) & (yy > cy + 0.04)] = ink  # a smile
     return image.clamp(0, 1), distance < r + 0.05
 
 
@@ -130,7 +158,9 @@ class Vocab:
     def __len__(self) -> int:
         return len(self.itos)
 
-    def encode(self, tokens: Sequence[str], add_bos: bool = False, add_eos: bool = True) -> list[int]:
+    def encode(
+        self, tokens: Sequence[str], add_bos: bool = False, add_eos: bool = True
+    ) -> list[int]:
         ids = [self.stoi.get(t, self.UNK) for t in tokens]
         return ([self.BOS] if add_bos else []) + ids + ([self.EOS] if add_eos else [])
 
@@ -150,24 +180,35 @@ class ShuffledBatches:
     """Mini-batches of ``data`` in a new random order at every pass (see
     :func:`shuffled_batches`); re-iterable, so one object serves every epoch."""
 
-    def __init__(self, data, batch_size: int, generator: torch.Generator | None, drop_last: bool,
-                 shuffle: bool):
+    def __init__(
+        self,
+        data,
+        batch_size: int,
+        generator: torch.Generator | None,
+        drop_last: bool,
+        shuffle: bool,
+    ):
         self.data, self.batch_size, self.generator = data, batch_size, generator
         self.drop_last, self.shuffle = drop_last, shuffle
         parts = data if isinstance(data, tuple) else (data,)
         self.length = len(parts[0])
         if any(len(part) != self.length for part in parts):
-            raise ValueError(f"every part of data must have the same length; got {[len(p) for p in parts]}")
+            raise ValueError(
+                f"every part of data must have the same length; got {[len(p) for p in parts]}"
+            )
 
     def __len__(self) -> int:
         full, rest = divmod(self.length, self.batch_size)
         return full + (rest > 0 and not self.drop_last)
 
     def __iter__(self):
-        order = torch.randperm(self.length, generator=self.generator) if self.shuffle \
+        order = (
+            torch.randperm(self.length, generator=self.generator)
+            if self.shuffle
             else torch.arange(self.length)
+        )
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start:start + self.batch_size]
+            index = order[start : start + self.batch_size]
             if isinstance(self.data, tuple):
                 yield tuple(_take(part, index) for part in self.data)
             else:
@@ -180,25 +221,36 @@ def _take(part, index: torch.Tensor):
     return [part[i] for i in index.tolist()]
 
 
-def shuffled_batches(data, batch_size: int, generator: torch.Generator | None = None,
-                     drop_last: bool = False, shuffle: bool = True) -> ShuffledBatches:
+def shuffled_batches(
+    data,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+    shuffle: bool = True,
+) -> ShuffledBatches:
     """Mini-batches of ``data``: a tensor, a list, or a tuple of them indexed together
     (e.g. ``(images, labels)``), cut along the first dimension into ``batch_size`` pieces
     in a fresh random order every pass (drawn from ``generator``). ``drop_last`` drops
     a last, smaller batch. The result is re-iterable: hand it to ``train.fit`` for any
     number of steps or epochs."""
-    return ShuffledBatches(data, check_size("batch_size", batch_size), generator, drop_last, shuffle)
+    return ShuffledBatches(
+        data, check_size("batch_size", batch_size), generator, drop_last, shuffle
+    )
 
 
 def _pad(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
     length = max(len(s) for s in sequences)
-    return torch.tensor([s + [pad_id] * (length - len(s)) for s in sequences], dtype=torch.long)
+    return torch.tensor(
+        [s + [pad_id] * (length - len(s)) for s in sequences], dtype=torch.long
+    )
 
 
 def _check_sentences(sentences) -> None:
     if isinstance(sentences, str):
-        raise TypeError(f"sentences must be a list of sentences; got one string, {sentences!r}. "
-                        "Wrap it in a list: [sentence]")
+        raise TypeError(
+            f"sentences must be a list of sentences; got one string, {sentences!r}. "
+            "Wrap it in a list: [sentence]"
+        )
     if not len(sentences):
         raise ValueError("sentences is empty; give at least one sentence")
 
@@ -218,34 +270,59 @@ class TranslationTask:
         _check_sentences(sentences)
         return _pad([self.src_vocab.encode(tokenize(s)) for s in sentences], Vocab.PAD)
 
-    def encode_target(self, sentences: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_target(
+        self, sentences: Sequence[str]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Target sentences -> decoder input (<bos> w1 ... wn) and labels (w1 ... wn <eos>),
         both (B, T), padded."""
         _check_sentences(sentences)
-        ids = [self.tgt_vocab.encode(tokenize(s), add_bos=True, add_eos=True) for s in sentences]
-        return _pad([i[:-1] for i in ids], Vocab.PAD), _pad([i[1:] for i in ids], Vocab.PAD)
+        ids = [
+            self.tgt_vocab.encode(tokenize(s), add_bos=True, add_eos=True)
+            for s in sentences
+        ]
+        return _pad([i[:-1] for i in ids], Vocab.PAD), _pad(
+            [i[1:] for i in ids], Vocab.PAD
+        )
 
     def decode_target(self, ids: torch.Tensor) -> list[str]:
         """(B, L) generated ids -> target sentences (stopping at <eos>)."""
         return [detokenize(self.tgt_vocab.decode(row)) for row in ids.tolist()]
 
-    def batches(self, pairs: Sequence[tuple[str, str]], batch_size: int,
-                generator: torch.Generator | None = None) -> list[tuple[torch.Tensor, ...]]:
+    def batches(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        batch_size: int,
+        generator: torch.Generator | None = None,
+    ) -> list[tuple[torch.Tensor, ...]]:
         """Padded (src, tgt_in, tgt_out) batches; shuffled if a generator is given.
 
         (Sorting pairs by length into batches would cut padding by a quarter here, but
         batches of all-short or all-long numbers made training markedly worse.)"""
-        return [(self.encode_source([s for s, _ in chunk]), *self.encode_target([t for _, t in chunk]))
-                for chunk in shuffled_batches(list(pairs), batch_size, generator, shuffle=generator is not None)]
+        return [
+            (
+                self.encode_source([s for s, _ in chunk]),
+                *self.encode_target([t for _, t in chunk]),
+            )
+            for chunk in shuffled_batches(
+                list(pairs), batch_size, generator, shuffle=generator is not None
+            )
+        ]
 
     def __repr__(self) -> str:
-        return (f"TranslationTask(train {len(self.train_pairs)}, valid {len(self.valid_pairs)}, "
-                f"test {len(self.test_pairs)}; vocab {len(self.src_vocab)} -> {len(self.tgt_vocab)})")
+        return (
+            f"TranslationTask(train {len(self.train_pairs)}, valid {len(self.valid_pairs)}, "
+            f"test {len(self.test_pairs)}; vocab {len(self.src_vocab)} -> {len(self.tgt_vocab)})"
+        )
 
 
-def make_number_translation(n_train: int = 20_000, n_test: int = 1_000, max_number: int = 100_000,
-                            small_numbers: int = 1_000, n_valid: int = 500,
-                            seed: int = 0) -> TranslationTask:
+def make_number_translation(
+    n_train: int = 20_000,
+    n_test: int = 1_000,
+    max_number: int = 100_000,
+    small_numbers: int = 1_000,
+    n_valid: int = 500,
+    seed: int = 0,
+) -> TranslationTask:
     """English number words -> French number words, e.g. "seventy-one" -> "soixante et onze".
 
     The pool of numbers is every number below ``small_numbers`` plus distinct random numbers
@@ -257,24 +334,36 @@ def make_number_translation(n_train: int = 20_000, n_test: int = 1_000, max_numb
 
     total = n_train + n_valid + n_test
     if total > max_number:
-        raise ValueError(f"n_train + n_valid + n_test ({total}) must not exceed max_number ({max_number})")
+        raise ValueError(
+            f"n_train + n_valid + n_test ({total}) must not exceed max_number ({max_number})"
+        )
     if n_train < 1 or n_test < 1 or n_valid < 0:
-        raise ValueError(f"n_train and n_test must be positive and n_valid >= 0; got {n_train}, {n_test}, {n_valid}")
+        raise ValueError(
+            f"n_train and n_test must be positive and n_valid >= 0; got {n_train}, {n_test}, {n_valid}"
+        )
     generator = torch.Generator().manual_seed(seed)
     small = list(range(min(small_numbers, max_number)))
-    large = (torch.randperm(max_number - len(small), generator=generator) + len(small)).tolist()
+    large = (
+        torch.randperm(max_number - len(small), generator=generator) + len(small)
+    ).tolist()
     pool = small + large[: max(0, total - len(small))]
-    pool = [pool[i] for i in torch.randperm(len(pool), generator=generator).tolist()][:total]
+    pool = [pool[i] for i in torch.randperm(len(pool), generator=generator).tolist()][
+        :total
+    ]
 
     def pairs(numbers: list[int]) -> list[tuple[str, str]]:
         return [(num2words(n, lang="en"), num2words(n, lang="fr")) for n in numbers]
 
     train_pairs = pairs(pool[:n_train])
-    valid_pairs = pairs(pool[n_train:n_train + n_valid])
-    test_pairs = pairs(pool[n_train + n_valid:])
-    return TranslationTask(train_pairs, valid_pairs, test_pairs,
-                           Vocab(tokenize(s) for s, _ in train_pairs),
-                           Vocab(tokenize(t) for _, t in train_pairs))
+    valid_pairs = pairs(pool[n_train : n_train + n_valid])
+    test_pairs = pairs(pool[n_train + n_valid :])
+    return TranslationTask(
+        train_pairs,
+        valid_pairs,
+        test_pairs,
+        Vocab(tokenize(s) for s, _ in train_pairs),
+        Vocab(tokenize(t) for _, t in train_pairs),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -293,8 +382,10 @@ class ImageSplit:
     name: str = "images"
 
     def __repr__(self) -> str:
-        return (f"ImageSplit({self.name}: {len(self.x_train)} train, {len(self.x_test)} test, "
-                f"images {tuple(self.x_train.shape[1:])})")
+        return (
+            f"ImageSplit({self.name}: {len(self.x_train)} train, {len(self.x_test)} test, "
+            f"images {tuple(self.x_train.shape[1:])})"
+        )
 
     def subset(self, fraction: float, seed: int = 0) -> "ImageSplit":
         """A stratified fraction of the training set (the test set is kept whole)."""
@@ -304,14 +395,25 @@ class ImageSplit:
             return self
         from sklearn.model_selection import train_test_split
 
-        keep, _ = train_test_split(torch.arange(len(self.y_train)).numpy(), train_size=fraction,
-                                   stratify=self.y_train.numpy(), random_state=seed)
+        keep, _ = train_test_split(
+            torch.arange(len(self.y_train)).numpy(),
+            train_size=fraction,
+            stratify=self.y_train.numpy(),
+            random_state=seed,
+        )
         keep = torch.as_tensor(keep)
-        return ImageSplit(self.x_train[keep], self.y_train[keep], self.x_test, self.y_test,
-                          f"{self.name}, {fraction:.0%} of train")
+        return ImageSplit(
+            self.x_train[keep],
+            self.y_train[keep],
+            self.x_test,
+            self.y_test,
+            f"{self.name}, {fraction:.0%} of train",
+        )
 
 
-def load_digits_images(size: int = 16, test_fraction: float = 0.2, seed: int = 0) -> ImageSplit:
+def load_digits_images(
+    size: int = 16, test_fraction: float = 0.2, seed: int = 0
+) -> ImageSplit:
     """scikit-learn's bundled 8 x 8 handwritten digits (1797 images, no download), scaled
     to [0, 1], upsampled (bilinear) to ``size`` x ``size``, split with stratification."""
     from sklearn.datasets import load_digits
@@ -320,20 +422,37 @@ def load_digits_images(size: int = 16, test_fraction: float = 0.2, seed: int = 0
     if not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an integer >= 8; got {size!r}")
     digits = load_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0     # (N, 1, 8, 8)
+    images = (
+        torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
+    )  # (N, 1, 8, 8)
     if size != 8:
-        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+        images = F.interpolate(
+            images, size=(size, size), mode="bilinear", align_corners=False
+        )
     labels = torch.tensor(digits.target, dtype=torch.long)
-    train_idx, test_idx = train_test_split(torch.arange(len(labels)).numpy(), test_size=test_fraction,
-                                           stratify=labels.numpy(), random_state=seed)
+    train_idx, test_idx = train_test_split(
+        torch.arange(len(labels)).numpy(),
+        test_size=test_fraction,
+        stratify=labels.numpy(),
+        random_state=seed,
+    )
     train_idx, test_idx = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
-    return ImageSplit(images[train_idx].clamp(0, 1), labels[train_idx],
-                      images[test_idx].clamp(0, 1), labels[test_idx], f"digits {size}x{size}")
+    return ImageSplit(
+        images[train_idx].clamp(0, 1),
+        labels[train_idx],
+        images[test_idx].clamp(0, 1),
+        labels[test_idx],
+        f"digits {size}x{size}",
+    )
 
 
-def random_affine(images: torch.Tensor, rotation: float = 15.0, translate: float = 0.1,
-                  scale: tuple[float, float] = (0.9, 1.1),
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def random_affine(
+    images: torch.Tensor,
+    rotation: float = 15.0,
+    translate: float = 0.1,
+    scale: tuple[float, float] = (0.9, 1.1),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """A random rotation (up to ``rotation`` degrees), shift (up to ``translate`` of the
     size) and magnification (in ``scale``; above 1 zooms in) of every image of a
     (B, C, H, W) batch, as one affine warp (``affine_grid`` + ``grid_sample``; empty
@@ -347,11 +466,20 @@ def random_affine(images: torch.Tensor, rotation: float = 15.0, translate: float
 
     angle = uniform(-rotation, rotation) * math.pi / 180
     zoom = uniform(*scale)
-    shift_x, shift_y = uniform(-translate, translate) * 2, uniform(-translate, translate) * 2
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom      # the grid shrinks to zoom in
-    theta = torch.stack([torch.stack([cos, -sin, shift_x], -1),
-                         torch.stack([sin, cos, shift_y], -1)], 1)              # (B, 2, 3)
-    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    shift_x, shift_y = (
+        uniform(-translate, translate) * 2,
+        uniform(-translate, translate) * 2,
+    )
+    cos, sin = (
+        torch.cos(angle) / zoom,
+        torch.sin(angle) / zoom,
+    )  # the grid shrinks to zoom in
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift_x], -1), torch.stack([sin, cos, shift_y], -1)], 1
+    )  # (B, 2, 3)
+    grid = F.affine_grid(
+        theta.to(images.dtype), list(images.shape), align_corners=False
+    )
     return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
 
 
@@ -359,7 +487,8 @@ def _download_failed(name: str, root: str, error: Exception) -> RuntimeError:
     return RuntimeError(
         f"could not download {name} into {root!r} ({type(error).__name__}: {error}). Without "
         f"internet, copy the data set there from a machine that has it, or run the quick "
-        f"profile, which needs no download (on Colab, make sure the runtime has internet).")
+        f"profile, which needs no download (on Colab, make sure the runtime has internet)."
+    )
 
 
 def load_fashion_mnist(root: str, download: bool = False) -> ImageSplit:
@@ -375,8 +504,10 @@ def load_fashion_mnist(root: str, download: bool = False) -> ImageSplit:
         except OSError as error:  # URLError and friends: no network
             raise _download_failed("Fashion-MNIST", root, error) from error
         except RuntimeError as error:
-            raise FileNotFoundError(f"no Fashion-MNIST in {root}/FashionMNIST/raw; pass "
-                                    "download=True (needs the network)") from error
+            raise FileNotFoundError(
+                f"no Fashion-MNIST in {root}/FashionMNIST/raw; pass "
+                "download=True (needs the network)"
+            ) from error
         return dataset.data[:, None].float() / 255.0, dataset.targets.long()
 
     x_train, y_train = load(True)
@@ -406,16 +537,30 @@ class DetectionSet:
         objects = sum(len(t["labels"]) for t in self.targets)
         return f"DetectionSet({len(self)} canvases {tuple(self.images.shape[-2:])}, {objects} objects)"
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> ShuffledBatches:
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> ShuffledBatches:
         """(images, targets) batches, re-iterable; shuffled if a generator is given."""
-        return shuffled_batches((self.images, self.targets), batch_size, generator,
-                                shuffle=generator is not None)
+        return shuffled_batches(
+            (self.images, self.targets),
+            batch_size,
+            generator,
+            shuffle=generator is not None,
+        )
 
 
-def make_digit_canvases(n: int, digit_images: torch.Tensor, digit_labels: torch.Tensor,
-                        canvas_size: int = 64, min_size: int = 10, max_size: int = 24,
-                        min_objects: int = 1, max_objects: int = 4, noise: float = 0.05,
-                        seed: int = 0) -> DetectionSet:
+def make_digit_canvases(
+    n: int,
+    digit_images: torch.Tensor,
+    digit_labels: torch.Tensor,
+    canvas_size: int = 64,
+    min_size: int = 10,
+    max_size: int = 24,
+    min_objects: int = 1,
+    max_objects: int = 4,
+    noise: float = 0.05,
+    seed: int = 0,
+) -> DetectionSet:
     """Paste 1-4 digits (from ``digit_images`` (K, 8, 8) in [0, 1]) at random positions and
     sizes on dark canvases, without overlap (1 pixel apart at least), add Gaussian noise.
 
@@ -423,61 +568,105 @@ def make_digit_canvases(n: int, digit_images: torch.Tensor, digit_labels: torch.
     (pixels > ``INK_THRESHOLD`` after resizing), not the pasted square.
     """
     if digit_images.dim() != 3:
-        raise ValueError(f"digit_images must be (K, height, width); got {tuple(digit_images.shape)}")
+        raise ValueError(
+            f"digit_images must be (K, height, width); got {tuple(digit_images.shape)}"
+        )
     if not 1 <= min_objects <= max_objects:
-        raise ValueError(f"need 1 <= min_objects <= max_objects; got {min_objects}, {max_objects}")
+        raise ValueError(
+            f"need 1 <= min_objects <= max_objects; got {min_objects}, {max_objects}"
+        )
     if not 1 <= min_size <= max_size:
-        raise ValueError(f"need 1 <= min_size <= max_size; got min_size={min_size}, max_size={max_size}")
+        raise ValueError(
+            f"need 1 <= min_size <= max_size; got min_size={min_size}, max_size={max_size}"
+        )
     if max_size > canvas_size:
-        raise ValueError(f"max_size ({max_size}) must fit in the canvas ({canvas_size})")
+        raise ValueError(
+            f"max_size ({max_size}) must fit in the canvas ({canvas_size})"
+        )
     g = torch.Generator().manual_seed(seed)
 
-    def randint(low: int, high: int) -> int:          # inclusive
+    def randint(low: int, high: int) -> int:  # inclusive
         return int(torch.randint(low, high + 1, (1,), generator=g))
 
     images = torch.zeros(n, 1, canvas_size, canvas_size)
     targets = []
     for i in range(n):
-        placed: list[tuple[int, int, int]] = []        # (x, y, size) of pasted squares
+        placed: list[tuple[int, int, int]] = []  # (x, y, size) of pasted squares
         labels, boxes = [], []
         for _ in range(randint(min_objects, max_objects)):
             for _attempt in range(100):
                 size = randint(min_size, max_size)
                 x, y = randint(0, canvas_size - size), randint(0, canvas_size - size)
-                if all(x + size + 1 <= px or px + ps + 1 <= x or y + size + 1 <= py or py + ps + 1 <= y
-                       for px, py, ps in placed):
+                if all(
+                    x + size + 1 <= px
+                    or px + ps + 1 <= x
+                    or y + size + 1 <= py
+                    or py + ps + 1 <= y
+                    for px, py, ps in placed
+                ):
                     break
             else:
-                continue                               # no room left on this canvas
+                continue  # no room left on this canvas
             k = randint(0, len(digit_labels) - 1)
-            digit = F.interpolate(digit_images[k][None, None], size=(size, size), mode="bilinear",
-                                  align_corners=False)[0, 0].clamp(0, 1)
+            digit = F.interpolate(
+                digit_images[k][None, None],
+                size=(size, size),
+                mode="bilinear",
+                align_corners=False,
+            )[0, 0].clamp(0, 1)
             ink = digit > INK_THRESHOLD
             rows, cols = ink.any(1).nonzero().flatten(), ink.any(0).nonzero().flatten()
             if len(rows) == 0:
                 continue
-            images[i, 0, y:y + size, x:x + size] = torch.maximum(images[i, 0, y:y + size, x:x + size], digit)
+            images[i, 0, y : y + size, x : x + size] = torch.maximum(
+                images[i, 0, y : y + size, x : x + size], digit
+            )
             x1, x2 = x + cols[0].item(), x + cols[-1].item() + 1
             y1, y2 = y + rows[0].item(), y + rows[-1].item() + 1
             boxes.append([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
             labels.append(int(digit_labels[k]))
             placed.append((x, y, size))
-        targets.append({"labels": torch.tensor(labels, dtype=torch.long),
-                        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4) / canvas_size})
+        targets.append(
+            {
+                "labels": torch.tensor(labels, dtype=torch.long),
+                "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+                / canvas_size,
+            }
+        )
     if noise:
         images = (images + noise * torch.randn(images.shape, generator=g)).clamp(0, 1)
     return DetectionSet(images, targets)
 
 
-def digit_detection_data(n_train: int = 4000, n_test: int = 500, canvas_size: int = 64,
-                         max_objects: int = 4, seed: int = 0, **kwargs) -> tuple[DetectionSet, DetectionSet]:
+def digit_detection_data(
+    n_train: int = 4000,
+    n_test: int = 500,
+    canvas_size: int = 64,
+    max_objects: int = 4,
+    seed: int = 0,
+    **kwargs,
+) -> tuple[DetectionSet, DetectionSet]:
     """Train and test canvases built from **disjoint** digit images (a stratified split of
     scikit-learn's digits), so that test canvases show handwriting never seen in training."""
     split = load_digits_images(8, test_fraction=0.3, seed=seed)
-    train = make_digit_canvases(n_train, split.x_train[:, 0], split.y_train, canvas_size,
-                                max_objects=max_objects, seed=seed, **kwargs)
-    test = make_digit_canvases(n_test, split.x_test[:, 0], split.y_test, canvas_size,
-                               max_objects=max_objects, seed=seed + 1, **kwargs)
+    train = make_digit_canvases(
+        n_train,
+        split.x_train[:, 0],
+        split.y_train,
+        canvas_size,
+        max_objects=max_objects,
+        seed=seed,
+        **kwargs,
+    )
+    test = make_digit_canvases(
+        n_test,
+        split.x_test[:, 0],
+        split.y_test,
+        canvas_size,
+        max_objects=max_objects,
+        seed=seed + 1,
+        **kwargs,
+    )
     return train, test
 
 
@@ -485,9 +674,16 @@ def digit_detection_data(n_train: int = 4000, n_test: int = 500, canvas_size: in
 # Chapter 7: a harder view of the digits, and CIFAR-10 for the full profile
 # ---------------------------------------------------------------------------
 
-def shifted_digits(n_train: int = 1500, n_test: int = 500, canvas_size: int = 32,
-                   min_size: int = 12, max_size: int = 20, noise: float = 0.1,
-                   seed: int = 0) -> ImageSplit:
+
+def shifted_digits(
+    n_train: int = 1500,
+    n_test: int = 500,
+    canvas_size: int = 32,
+    min_size: int = 12,
+    max_size: int = 20,
+    noise: float = 0.1,
+    seed: int = 0,
+) -> ImageSplit:
     """One digit per noisy ``canvas_size`` canvas, at a random position and size: the same
     handwriting as :func:`load_digits_images`, but where raw pixels no longer line up.
     Train and test canvases use disjoint digit images (the same split as
@@ -495,14 +691,25 @@ def shifted_digits(n_train: int = 1500, n_test: int = 500, canvas_size: int = 32
     split = load_digits_images(8, seed=seed)
 
     def canvases(x, y, n, offset):
-        made = make_digit_canvases(n, x[:, 0], y, canvas_size, min_size=min_size, max_size=max_size,
-                                   min_objects=1, max_objects=1, noise=noise, seed=seed + offset)
+        made = make_digit_canvases(
+            n,
+            x[:, 0],
+            y,
+            canvas_size,
+            min_size=min_size,
+            max_size=max_size,
+            min_objects=1,
+            max_objects=1,
+            noise=noise,
+            seed=seed + offset,
+        )
         return made.images, torch.stack([t["labels"][0] for t in made.targets])
 
     x_train, y_train = canvases(split.x_train, split.y_train, n_train, 11)
     x_test, y_test = canvases(split.x_test, split.y_test, n_test, 12)
-    return ImageSplit(x_train, y_train, x_test, y_test,
-                      f"shifted digits {canvas_size}x{canvas_size}")
+    return ImageSplit(
+        x_train, y_train, x_test, y_test, f"shifted digits {canvas_size}x{canvas_size}"
+    )
 
 
 def load_cifar10(root: str, download: bool = False) -> ImageSplit:
@@ -523,8 +730,10 @@ def load_cifar10(root: str, download: bool = False) -> ImageSplit:
         except OSError as error:  # URLError and friends: no network
             raise _download_failed("CIFAR-10", root, error) from error
     if not folder.is_dir():
-        raise FileNotFoundError(f"no CIFAR-10 in {folder}; pass download=True (needs the network) "
-                                "or unpack cifar-10-python.tar.gz into root")
+        raise FileNotFoundError(
+            f"no CIFAR-10 in {folder}; pass download=True (needs the network) "
+            "or unpack cifar-10-python.tar.gz into root"
+        )
 
     def load(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = [], []

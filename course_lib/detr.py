@@ -31,29 +31,43 @@ from torch import nn
 from ._checks import check_tensor, shape_str
 from .transformer import DecoderBlock, EncoderBlock
 
-__all__ = ["box_cxcywh_to_xyxy", "box_xyxy_to_cxcywh", "box_iou", "generalized_box_iou",
-           "HungarianMatcher", "SetCriterion", "sine_position_encoding_2d", "DETRConfig", "DETR",
-           "postprocess", "mean_average_precision"]
+__all__ = [
+    "box_cxcywh_to_xyxy",
+    "box_xyxy_to_cxcywh",
+    "box_iou",
+    "generalized_box_iou",
+    "HungarianMatcher",
+    "SetCriterion",
+    "sine_position_encoding_2d",
+    "DETRConfig",
+    "DETR",
+    "postprocess",
+    "mean_average_precision",
+]
 
 # ---------------------------------------------------------------------------
 # 1. Boxes
 # ---------------------------------------------------------------------------
 
 
-def box_cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """(..., 4) centre x, centre y, width, height -> (..., 4) x1, y1, x2, y2."""
+def _check_boxes(boxes) -> None:
     check_tensor("boxes", boxes, min_ndim=1, expected="(..., 4)")
     if boxes.shape[-1] != 4:
-        raise ValueError(f"boxes must have 4 numbers in the last dimension; got shape {shape_str(boxes)}")
+        raise ValueError(
+            f"boxes must have 4 numbers in the last dimension; got shape {shape_str(boxes)}"
+        )
+
+
+def box_cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
+    """(..., 4) centre x, centre y, width, height -> (..., 4) x1, y1, x2, y2."""
+    _check_boxes(boxes)
     cx, cy, w, h = boxes.unbind(-1)
     return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
 
 
 def box_xyxy_to_cxcywh(boxes: torch.Tensor) -> torch.Tensor:
     """(..., 4) x1, y1, x2, y2 -> (..., 4) centre x, centre y, width, height."""
-    check_tensor("boxes", boxes, min_ndim=1, expected="(..., 4)")
-    if boxes.shape[-1] != 4:
-        raise ValueError(f"boxes must have 4 numbers in the last dimension; got shape {shape_str(boxes)}")
+    _check_boxes(boxes)
     x1, y1, x2, y2 = boxes.unbind(-1)
     return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dim=-1)
 
@@ -61,12 +75,16 @@ def box_xyxy_to_cxcywh(boxes: torch.Tensor) -> torch.Tensor:
 def _check_xyxy(name: str, boxes: torch.Tensor) -> None:
     check_tensor(name, boxes, ndim=2, expected="(num_boxes, 4) as x1, y1, x2, y2")
     if boxes.shape[-1] != 4:
-        raise ValueError(f"{name} must have shape (num_boxes, 4); got {shape_str(boxes)}")
+        raise ValueError(
+            f"{name} must have shape (num_boxes, 4); got {shape_str(boxes)}"
+        )
     bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
     if bad.any():
         i = int(bad.nonzero()[0])
-        raise ValueError(f"{name}[{i}] = {boxes[i].tolist()} has x2 < x1 or y2 < y1; boxes must be "
-                         "(x1, y1, x2, y2) with x1 <= x2 and y1 <= y2 (convert (cx, cy, w, h) first?)")
+        raise ValueError(
+            f"{name}[{i}] = {boxes[i].tolist()} has x2 < x1 or y2 < y1; boxes must be "
+            "(x1, y1, x2, y2) with x1 <= x2 and y1 <= y2 (convert (cx, cy, w, h) first?)"
+        )
 
 
 def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
@@ -101,21 +119,37 @@ class HungarianMatcher(nn.Module):
     gets exactly one prediction; the other predictions are matched to "no object".
     """
 
-    def __init__(self, cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0):
+    def __init__(
+        self, cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0
+    ):
         super().__init__()
-        self.cost_class, self.cost_bbox, self.cost_giou = cost_class, cost_bbox, cost_giou
+        self.cost_class, self.cost_bbox, self.cost_giou = (
+            cost_class,
+            cost_bbox,
+            cost_giou,
+        )
 
     @torch.no_grad()
-    def cost_matrix(self, logits: torch.Tensor, boxes: torch.Tensor, target: dict) -> torch.Tensor:
+    def cost_matrix(
+        self, logits: torch.Tensor, boxes: torch.Tensor, target: dict
+    ) -> torch.Tensor:
         """One image: logits (N, K+1), boxes (N, 4) cxcywh, target labels (M,), boxes (M, 4)
         -> cost (N, M)."""
-        probabilities = logits.softmax(-1)[:, target["labels"]]               # (N, M)
-        l1 = torch.cdist(boxes, target["boxes"], p=1)                          # (N, M)
-        giou = generalized_box_iou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(target["boxes"]))
-        return -self.cost_class * probabilities + self.cost_bbox * l1 - self.cost_giou * giou
+        probabilities = logits.softmax(-1)[:, target["labels"]]  # (N, M)
+        l1 = torch.cdist(boxes, target["boxes"], p=1)  # (N, M)
+        giou = generalized_box_iou(
+            box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(target["boxes"])
+        )
+        return (
+            -self.cost_class * probabilities
+            + self.cost_bbox * l1
+            - self.cost_giou * giou
+        )
 
     @torch.no_grad()
-    def forward(self, outputs: dict, targets: list[dict]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, outputs: dict, targets: list[dict]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """outputs: ``pred_logits`` (B, N, K+1), ``pred_boxes`` (B, N, 4); targets: B dicts with
         ``labels`` (M_b,) and ``boxes`` (M_b, 4). Returns per image (prediction indices,
         object indices), each of length M_b.
@@ -124,26 +158,39 @@ class HungarianMatcher(nn.Module):
         object of every image -- and then cut into one block per image for the solver."""
         logits, boxes = outputs["pred_logits"], outputs["pred_boxes"]
         if len(targets) != logits.shape[0]:
-            raise ValueError(f"targets has {len(targets)} images but the outputs {logits.shape[0]}")
+            raise ValueError(
+                f"targets has {len(targets)} images but the outputs {logits.shape[0]}"
+            )
         batch, n = logits.shape[:2]
-        all_targets = {"labels": torch.cat([t["labels"] for t in targets]),
-                       "boxes": torch.cat([t["boxes"] for t in targets])}
+        all_targets = {
+            "labels": torch.cat([t["labels"] for t in targets]),
+            "boxes": torch.cat([t["boxes"] for t in targets]),
+        }
         sizes = [len(t["labels"]) for t in targets]
         empty = torch.empty(0, dtype=torch.long)
         if sum(sizes) == 0:
             return [(empty, empty) for _ in targets]
         _check_labels(all_targets["labels"], logits.shape[-1] - 1)
         cost = self.cost_matrix(logits.flatten(0, 1), boxes.flatten(0, 1), all_targets)
-        cost = cost.view(batch, n, -1).cpu()          # the solver runs on the CPU anyway
+        cost = cost.view(batch, n, -1).cpu()  # the solver runs on the CPU anyway
         if not torch.isfinite(cost).all():
-            raise FloatingPointError("DETR's predictions hold NaN or inf, so nothing can be matched: "
-                                     "training diverged. Lower the learning rate, clip gradients "
-                                     "(fit(..., clip_grad_norm=0.1)) or check the inputs")
-        blocks = cost.split(sizes, dim=-1)                              # B x (N, M_b)
+            raise FloatingPointError(
+                "DETR's predictions hold NaN or inf, so nothing can be matched: "
+                "training diverged. Lower the learning rate, clip gradients "
+                "(fit(..., clip_grad_norm=0.1)) or check the inputs"
+            )
+        blocks = cost.split(sizes, dim=-1)  # B x (N, M_b)
         matches = []
         for b, block in enumerate(blocks):
-            rows, cols = linear_sum_assignment(block[b].numpy()) if sizes[b] else ([], [])
-            matches.append((torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)))
+            rows, cols = (
+                linear_sum_assignment(block[b].numpy()) if sizes[b] else ([], [])
+            )
+            matches.append(
+                (
+                    torch.as_tensor(rows, dtype=torch.long),
+                    torch.as_tensor(cols, dtype=torch.long),
+                )
+            )
         return matches
 
 
@@ -152,10 +199,14 @@ def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
     Read on the CPU copy the matcher needs anyway, so no extra GPU wait."""
     labels = labels.cpu()
     if labels.is_floating_point() or labels.dtype == torch.bool:
-        raise TypeError(f"target labels must be integer class ids; got dtype {labels.dtype}")
+        raise TypeError(
+            f"target labels must be integer class ids; got dtype {labels.dtype}"
+        )
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"target labels must lie in 0 .. {num_classes - 1} (the model's num_classes is "
-                         f"{num_classes}; {num_classes} means 'no object'); got {sorted(set(labels.tolist()))}")
+        raise ValueError(
+            f"target labels must lie in 0 .. {num_classes - 1} (the model's num_classes is "
+            f"{num_classes}; {num_classes} means 'no object'); got {sorted(set(labels.tolist()))}"
+        )
 
 
 class SetCriterion(nn.Module):
@@ -164,44 +215,72 @@ class SetCriterion(nn.Module):
     1 - GIoU on the matched boxes, each normalised by the number of objects; applied to
     the final and, if present, every auxiliary (intermediate decoder layer) output."""
 
-    def __init__(self, num_classes: int, matcher: HungarianMatcher | None = None,
-                 no_object_weight: float = 0.1, weight_ce: float = 1.0, weight_bbox: float = 5.0,
-                 weight_giou: float = 2.0):
+    def __init__(
+        self,
+        num_classes: int,
+        matcher: HungarianMatcher | None = None,
+        no_object_weight: float = 0.1,
+        weight_ce: float = 1.0,
+        weight_bbox: float = 5.0,
+        weight_giou: float = 2.0,
+    ):
         super().__init__()
         self.num_classes = num_classes
         self.matcher = matcher or HungarianMatcher()
-        self.weights = {"loss_ce": weight_ce, "loss_bbox": weight_bbox, "loss_giou": weight_giou}
+        self.weights = {
+            "loss_ce": weight_ce,
+            "loss_bbox": weight_bbox,
+            "loss_giou": weight_giou,
+        }
         class_weight = torch.ones(num_classes + 1)
-        class_weight[-1] = no_object_weight          # the last class is "no object"
+        class_weight[-1] = no_object_weight  # the last class is "no object"
         self.register_buffer("class_weight", class_weight)
 
-    def single(self, outputs: dict, targets: list[dict], num_objects: float) -> dict[str, torch.Tensor]:
+    def single(
+        self, outputs: dict, targets: list[dict], num_objects: float
+    ) -> dict[str, torch.Tensor]:
         """The three losses for one set of outputs (one decoder layer)."""
-        logits, boxes = outputs["pred_logits"], outputs["pred_boxes"]         # (B, N, K+1), (B, N, 4)
+        logits, boxes = (
+            outputs["pred_logits"],
+            outputs["pred_boxes"],
+        )  # (B, N, K+1), (B, N, 4)
         matches = self.matcher(outputs, targets)
-        target_classes = torch.full(logits.shape[:2], self.num_classes, dtype=torch.long,
-                                    device=logits.device)
+        target_classes = torch.full(
+            logits.shape[:2], self.num_classes, dtype=torch.long, device=logits.device
+        )
         matched_pred, matched_target = [], []
         for b, (rows, cols) in enumerate(matches):
-            target_classes[b, rows.to(logits.device)] = targets[b]["labels"][cols.to(logits.device)]
+            target_classes[b, rows.to(logits.device)] = targets[b]["labels"][
+                cols.to(logits.device)
+            ]
             matched_pred.append(boxes[b, rows.to(logits.device)])
             matched_target.append(targets[b]["boxes"][cols.to(logits.device)])
-        loss_ce = F.cross_entropy(logits.transpose(1, 2), target_classes, weight=self.class_weight)
+        loss_ce = F.cross_entropy(
+            logits.transpose(1, 2), target_classes, weight=self.class_weight
+        )
         pred, target = torch.cat(matched_pred), torch.cat(matched_target)
         if len(pred):
             loss_bbox = F.l1_loss(pred, target, reduction="sum") / num_objects
-            giou = torch.diag(generalized_box_iou(box_cxcywh_to_xyxy(pred), box_cxcywh_to_xyxy(target)))
+            giou = torch.diag(
+                generalized_box_iou(
+                    box_cxcywh_to_xyxy(pred), box_cxcywh_to_xyxy(target)
+                )
+            )
             loss_giou = (1 - giou).sum() / num_objects
-        else:                                  # no objects at all: keep the graph, zero loss
+        else:  # no objects at all: keep the graph, zero loss
             loss_bbox = loss_giou = boxes.sum() * 0.0
         return {"loss_ce": loss_ce, "loss_bbox": loss_bbox, "loss_giou": loss_giou}
 
-    def forward(self, outputs: dict, targets: list[dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, outputs: dict, targets: list[dict]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Returns the weighted total loss and its parts (detached scalars, for logging)."""
         num_objects = max(1.0, float(sum(len(t["labels"]) for t in targets)))
         parts = self.single(outputs, targets, num_objects)
         total = sum(self.weights[k] * v for k, v in parts.items())
-        logged = {k: v.detach() for k, v in parts.items()}   # read by fit, a batch at a time
+        logged = {
+            k: v.detach() for k, v in parts.items()
+        }  # read by fit, a batch at a time
         for i, aux in enumerate(outputs.get("aux_outputs", [])):
             aux_parts = self.single(aux, targets, num_objects)
             total = total + sum(self.weights[k] * v for k, v in aux_parts.items())
@@ -214,22 +293,50 @@ class SetCriterion(nn.Module):
 # ---------------------------------------------------------------------------
 
 
-def sine_position_encoding_2d(height: int, width: int, d_model: int,
-                              temperature: float = 10000.0,
-                              device: torch.device | str | None = None) -> torch.Tensor:
+def sine_position_encoding_2d(
+    height: int,
+    width: int,
+    d_model: int,
+    temperature: float = 10000.0,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """DETR's 2-D sine encoding: (height * width, d_model), row-major positions.
 
     Half the features encode y, half x, each with chapter 3's sines and cosines of the
     coordinate normalised to (0, 2 pi]."""
     if d_model % 4:
-        raise ValueError(f"d_model must be divisible by 4 (sin and cos for x and y); got {d_model}")
+        raise ValueError(
+            f"d_model must be divisible by 4 (sin and cos for x and y); got {d_model}"
+        )
     quarter = d_model // 4
-    y = (torch.arange(1, height + 1, dtype=torch.float32, device=device) / height * 2 * math.pi)[:, None]   # (H, 1)
-    x = (torch.arange(1, width + 1, dtype=torch.float32, device=device) / width * 2 * math.pi)[:, None]     # (W, 1)
-    frequency = temperature ** (-torch.arange(quarter, dtype=torch.float32, device=device) / quarter)       # (D/4,)
-    y_enc = torch.cat([torch.sin(y * frequency), torch.cos(y * frequency)], dim=-1)          # (H, D/2)
-    x_enc = torch.cat([torch.sin(x * frequency), torch.cos(x * frequency)], dim=-1)          # (W, D/2)
-    grid = torch.cat([y_enc[:, None].expand(height, width, -1), x_enc[None].expand(height, width, -1)], -1)
+    y = (
+        torch.arange(1, height + 1, dtype=torch.float32, device=device)
+        / height
+        * 2
+        * math.pi
+    )[:, None]  # (H, 1)
+    x = (
+        torch.arange(1, width + 1, dtype=torch.float32, device=device)
+        / width
+        * 2
+        * math.pi
+    )[:, None]  # (W, 1)
+    frequency = temperature ** (
+        -torch.arange(quarter, dtype=torch.float32, device=device) / quarter
+    )  # (D/4,)
+    y_enc = torch.cat(
+        [torch.sin(y * frequency), torch.cos(y * frequency)], dim=-1
+    )  # (H, D/2)
+    x_enc = torch.cat(
+        [torch.sin(x * frequency), torch.cos(x * frequency)], dim=-1
+    )  # (W, D/2)
+    grid = torch.cat(
+        [
+            y_enc[:, None].expand(height, width, -1),
+            x_enc[None].expand(height, width, -1),
+        ],
+        -1,
+    )
     return grid.reshape(height * width, d_model)
 
 
@@ -253,7 +360,9 @@ class MLP(nn.Module):
     def __init__(self, d_in: int, d_hidden: int, d_out: int, num_layers: int):
         super().__init__()
         sizes = [d_in] + [d_hidden] * (num_layers - 1) + [d_out]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
@@ -273,16 +382,27 @@ class DETR(nn.Module):
 
     def __init__(self, backbone: nn.Module, config: DETRConfig):
         super().__init__()
-        if not (hasattr(backbone, "feature_map") and isinstance(getattr(backbone, "out_channels", None), int)):
-            raise TypeError("backbone must have a feature_map(images) method and an out_channels "
-                            "attribute (e.g. a cnn.SmallCNN)")
+        if not (
+            hasattr(backbone, "feature_map")
+            and isinstance(getattr(backbone, "out_channels", None), int)
+        ):
+            raise TypeError(
+                "backbone must have a feature_map(images) method and an out_channels "
+                "attribute (e.g. a cnn.SmallCNN)"
+            )
         c = self.config = config
-        self.backbone = backbone                    # images -> (B, C, H', W'), via .feature_map
-        self.input_projection = nn.Conv2d(backbone.out_channels, c.d_model, kernel_size=1)
-        self.encoder = nn.ModuleList(EncoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout)
-                                     for _ in range(c.num_encoder_layers))
-        self.decoder = nn.ModuleList(DecoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout)
-                                     for _ in range(c.num_decoder_layers))
+        self.backbone = backbone  # images -> (B, C, H', W'), via .feature_map
+        self.input_projection = nn.Conv2d(
+            backbone.out_channels, c.d_model, kernel_size=1
+        )
+        self.encoder = nn.ModuleList(
+            EncoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout)
+            for _ in range(c.num_encoder_layers)
+        )
+        self.decoder = nn.ModuleList(
+            DecoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout)
+            for _ in range(c.num_decoder_layers)
+        )
         self.query_embedding = nn.Parameter(torch.randn(c.num_queries, c.d_model))
         self.class_head = nn.Linear(c.d_model, c.num_classes + 1)
         self.box_head = MLP(c.d_model, c.d_model, 4, num_layers=3)
@@ -291,22 +411,33 @@ class DETR(nn.Module):
     def forward(self, images: torch.Tensor, need_weights: bool = False) -> dict:
         """images (B, C, H, W) -> ``pred_logits`` (B, N, K+1), ``pred_boxes`` (B, N, 4) and
         ``aux_outputs``: the same for every earlier decoder layer."""
-        check_tensor("images", images, ndim=4, expected="(batch, channels, height, width)")
-        features = self.input_projection(self.backbone.feature_map(images))   # (B, D, H', W')
+        check_tensor(
+            "images", images, ndim=4, expected="(batch, channels, height, width)"
+        )
+        features = self.input_projection(
+            self.backbone.feature_map(images)
+        )  # (B, D, H', W')
         b, d, h, w = features.shape
         self.feature_size = (h, w)
-        positions = sine_position_encoding_2d(h, w, d, device=features.device).to(features.dtype)           # (H'W', D)
-        memory = features.flatten(2).transpose(1, 2) + positions              # (B, H'W', D)
+        positions = sine_position_encoding_2d(h, w, d, device=features.device).to(
+            features.dtype
+        )  # (H'W', D)
+        memory = features.flatten(2).transpose(1, 2) + positions  # (B, H'W', D)
         for block in self.encoder:
             memory = block(memory, need_weights=need_weights)
-        memory = memory + positions             # positions again, so queries can find places
-        y = self.query_embedding.expand(b, -1, -1)                            # (B, N, D)
+        memory = memory + positions  # positions again, so queries can find places
+        y = self.query_embedding.expand(b, -1, -1)  # (B, N, D)
         layer_outputs = []
-        for block in self.decoder:                     # no causal mask: queries see each other
+        for block in self.decoder:  # no causal mask: queries see each other
             y = block(y, memory, need_weights=need_weights)
             layer_outputs.append(y)
-        predictions = [{"pred_logits": self.class_head(o), "pred_boxes": self.box_head(o).sigmoid()}
-                       for o in layer_outputs]
+        predictions = [
+            {
+                "pred_logits": self.class_head(o),
+                "pred_boxes": self.box_head(o).sigmoid(),
+            }
+            for o in layer_outputs
+        ]
         return {**predictions[-1], "aux_outputs": predictions[:-1]}
 
     def cross_attention_maps(self) -> list[torch.Tensor]:
@@ -319,17 +450,27 @@ class DETR(nn.Module):
 def postprocess(outputs: dict, image_size: int | tuple[int, int]) -> list[dict]:
     """Per image: ``scores`` and ``labels`` (the most likely real class of each query) and
     ``boxes`` in pixels (x1, y1, x2, y2) -- the format of torchmetrics' mAP."""
-    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
-    probabilities = outputs["pred_logits"].softmax(-1)[..., :-1]              # drop "no object"
+    height, width = (
+        (image_size, image_size) if isinstance(image_size, int) else image_size
+    )
+    probabilities = outputs["pred_logits"].softmax(-1)[..., :-1]  # drop "no object"
     scores, labels = probabilities.max(-1)
     scale = torch.tensor([width, height, width, height], device=scores.device)
     boxes = box_cxcywh_to_xyxy(outputs["pred_boxes"]) * scale
-    return [{"scores": s, "labels": l, "boxes": bx} for s, l, bx in zip(scores, labels, boxes)]
+    return [
+        {"scores": s, "labels": l, "boxes": bx}
+        for s, l, bx in zip(scores, labels, boxes)
+    ]
 
 
 @torch.no_grad()
-def mean_average_precision(model: nn.Module, dataset, image_size: int, batch_size: int = 100,
-                           device: torch.device | str | None = None) -> dict[str, float]:
+def mean_average_precision(
+    model: nn.Module,
+    dataset,
+    image_size: int,
+    batch_size: int = 100,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
     """COCO-style mAP of ``model`` on a :class:`~course_lib.data.DetectionSet`, computed by
     ``torchmetrics.detection.MeanAveragePrecision``: ``map_50`` (IoU threshold 0.5) and
     ``map`` (averaged over IoU thresholds 0.5, 0.55, ..., 0.95)."""
@@ -339,9 +480,16 @@ def mean_average_precision(model: nn.Module, dataset, image_size: int, batch_siz
     was_training = model.training
     model.eval()
     for images, targets in dataset.batches(batch_size):
-        predictions = postprocess(model(images.to(device) if device else images), image_size)
-        truths = [{"labels": t["labels"], "boxes": box_cxcywh_to_xyxy(t["boxes"]) * image_size}
-                  for t in targets]
+        predictions = postprocess(
+            model(images.to(device) if device else images), image_size
+        )
+        truths = [
+            {
+                "labels": t["labels"],
+                "boxes": box_cxcywh_to_xyxy(t["boxes"]) * image_size,
+            }
+            for t in targets
+        ]
         metric.update([{k: v.cpu() for k, v in p.items()} for p in predictions], truths)
     model.train(was_training)
     result = metric.compute()

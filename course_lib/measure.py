@@ -39,8 +39,11 @@ def _benchmark_module():
     return benchmark
 
 
-def compare_times(candidates: dict[str, Callable[[], object]], rounds: int = 5,
-                  min_run_time: float = 0.2) -> dict[str, float]:
+def compare_times(
+    candidates: dict[str, Callable[[], object]],
+    rounds: int = 5,
+    min_run_time: float = 0.2,
+) -> dict[str, float]:
     """Median seconds per call of each zero-argument callable, measured in interleaved rounds.
 
     Each round runs every candidate once through ``torch.utils.benchmark.Timer``
@@ -48,7 +51,9 @@ def compare_times(candidates: dict[str, Callable[[], object]], rounds: int = 5,
     median over rounds.
     """
     if not candidates or not all(callable(fn) for fn in candidates.values()):
-        raise TypeError("candidates must be a non-empty dict of name -> zero-argument callable")
+        raise TypeError(
+            "candidates must be a non-empty dict of name -> zero-argument callable"
+        )
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1; got {rounds}")
     samples: dict[str, list[float]] = {name: [] for name in candidates}
@@ -56,14 +61,24 @@ def compare_times(candidates: dict[str, Callable[[], object]], rounds: int = 5,
         fn()
     for _ in range(rounds):
         for name, fn in candidates.items():
-            timer = _benchmark_module().Timer(stmt="fn()", globals={"fn": fn},
-                                    num_threads=torch.get_num_threads())
-            samples[name].append(timer.blocked_autorange(min_run_time=min_run_time).median)
+            timer = _benchmark_module().Timer(
+                stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()
+            )
+            samples[name].append(
+                timer.blocked_autorange(min_run_time=min_run_time).median
+            )
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def mha_vs_torch(batch: int = 32, tokens: int = 128, d_model: int = 256, num_heads: int = 8,
-                 rounds: int = 5, min_run_time: float = 0.5, seed: int = 0) -> list[dict]:
+def mha_vs_torch(
+    batch: int = 32,
+    tokens: int = 128,
+    d_model: int = 256,
+    num_heads: int = 8,
+    rounds: int = 5,
+    min_run_time: float = 0.5,
+    seed: int = 0,
+) -> list[dict]:
     """Forward + backward of self-attention through ``attention.MultiHeadAttention`` and
     ``nn.MultiheadAttention`` with identical weights, without a mask and with a key
     padding mask. One row per case: ``case``, ``course_lib_ms``, ``torch_ms`` and
@@ -76,23 +91,46 @@ def mha_vs_torch(batch: int = 32, tokens: int = 128, d_model: int = 256, num_hea
     theirs = nn.MultiheadAttention(d_model, num_heads, batch_first=True)
     ours = MultiHeadAttention(d_model, num_heads).load_from_torch(theirs)
     x = torch.randn(batch, tokens, d_model, requires_grad=True)
-    lengths = torch.randint(tokens // 2, tokens + 1, (batch,), generator=torch.Generator().manual_seed(seed + 1))
+    lengths = torch.randint(
+        tokens // 2,
+        tokens + 1,
+        (batch,),
+        generator=torch.Generator().manual_seed(seed + 1),
+    )
     real = padding_mask(lengths, tokens)
 
-    def step(module, **kwargs):                                  # one forward + backward pass
+    def step(module, **kwargs):  # one forward + backward pass
         def run():
             x.grad = None
             module(x, x, x, **kwargs)[0].sum().backward()
+
         return run
 
     rows = []
     for case, ours_kwargs, theirs_kwargs in [
-            ("no mask", {}, {"need_weights": False}),
-            ("key padding mask", {"key_padding_mask": real}, {"key_padding_mask": ~real, "need_weights": False})]:
-        times = compare_times({"course_lib": step(ours, **ours_kwargs), "torch": step(theirs, **theirs_kwargs)},
-                              rounds=rounds, min_run_time=min_run_time)
-        rows.append({"case": case, "course_lib_ms": 1e3 * times["course_lib"], "torch_ms": 1e3 * times["torch"],
-                     "ratio": times["course_lib"] / times["torch"]})
+        ("no mask", {}, {"need_weights": False}),
+        (
+            "key padding mask",
+            {"key_padding_mask": real},
+            {"key_padding_mask": ~real, "need_weights": False},
+        ),
+    ]:
+        times = compare_times(
+            {
+                "course_lib": step(ours, **ours_kwargs),
+                "torch": step(theirs, **theirs_kwargs),
+            },
+            rounds=rounds,
+            min_run_time=min_run_time,
+        )
+        rows.append(
+            {
+                "case": case,
+                "course_lib_ms": 1e3 * times["course_lib"],
+                "torch_ms": 1e3 * times["torch"],
+                "ratio": times["course_lib"] / times["torch"],
+            }
+        )
     return rows
 
 
@@ -102,8 +140,8 @@ class _TensorMemoryTracker(TorchDispatchMode):
 
     def __init__(self):
         super().__init__()
-        self.sizes: dict[int, int] = {}    # storage address -> bytes
-        self.owners: dict[int, int] = {}   # storage address -> live tensors using it
+        self.sizes: dict[int, int] = {}  # storage address -> bytes
+        self.owners: dict[int, int] = {}  # storage address -> live tensors using it
         self.tracked = weakref.WeakSet()
         self.current = self.peak = 0
 
@@ -115,8 +153,11 @@ class _TensorMemoryTracker(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0]
-                  if isinstance(t, torch.Tensor)}
+        inputs = {
+            t.untyped_storage().data_ptr()
+            for t in tree_flatten((args, kwargs))[0]
+            if isinstance(t, torch.Tensor)
+        }
         for t in tree_flatten(out)[0]:
             if not isinstance(t, torch.Tensor) or t in self.tracked:
                 continue

@@ -27,8 +27,20 @@ from torch import nn
 from ._checks import check_tensor, shape_str
 from .data import random_affine
 
-__all__ = ["augment", "augment_colour", "info_nce_logits", "momentum_update", "SplitBatchNorm", "batch_shuffle",
-           "batch_unshuffle", "EncoderWithHead", "MoCo", "knn_predict", "extract_features", "linear_probe"]
+__all__ = [
+    "augment",
+    "augment_colour",
+    "info_nce_logits",
+    "momentum_update",
+    "SplitBatchNorm",
+    "batch_shuffle",
+    "batch_unshuffle",
+    "EncoderWithHead",
+    "MoCo",
+    "knn_predict",
+    "extract_features",
+    "linear_probe",
+]
 
 # ---------------------------------------------------------------------------
 # 1. Views
@@ -38,18 +50,28 @@ __all__ = ["augment", "augment_colour", "info_nce_logits", "momentum_update", "S
 def _check_images(images, expected: str) -> None:
     check_tensor("images", images, ndim=4, expected=expected)
     if not images.is_floating_point():
-        raise TypeError(f"images must be floats in [0, 1]; got dtype {images.dtype}: "
-                        "convert 0-255 images with images.float() / 255")
+        raise TypeError(
+            f"images must be floats in [0, 1]; got dtype {images.dtype}: "
+            "convert 0-255 images with images.float() / 255"
+        )
     # reading values is free on the CPU; on a GPU it would wait for it at every step
     if images.device.type == "cpu" and images.numel() and images.max() > 1:
-        raise ValueError(f"images must be in [0, 1]; got values up to {images.max().item():.4g}: "
-                         "divide 0-255 images by 255")
+        raise ValueError(
+            f"images must be in [0, 1]; got values up to {images.max().item():.4g}: "
+            "divide 0-255 images by 255"
+        )
 
 
-def augment(images: torch.Tensor, generator: torch.Generator | None = None,
-            scale: tuple[float, float] = (0.6, 1.0), rotation: float = 15.0,
-            translate: float = 0.15, contrast: float = 0.4, noise: float = 0.1,
-            erase: float = 0.25) -> torch.Tensor:
+def augment(
+    images: torch.Tensor,
+    generator: torch.Generator | None = None,
+    scale: tuple[float, float] = (0.6, 1.0),
+    rotation: float = 15.0,
+    translate: float = 0.15,
+    contrast: float = 0.4,
+    noise: float = 0.1,
+    erase: float = 0.25,
+) -> torch.Tensor:
     """A random view of every image in a (B, C, H, W) batch in [0, 1]: random resized crop
     (zoom into a random region; area fraction in ``scale``), rotation, shift, contrast and
     brightness jitter, Gaussian noise and, with probability ``erase``, a random erased
@@ -59,7 +81,9 @@ def augment(images: torch.Tensor, generator: torch.Generator | None = None,
     device = images.device
 
     def uniform(low, high, *shape):
-        return (low + (high - low) * torch.rand(*(shape or (b,)), generator=generator)).to(device)
+        return (
+            low + (high - low) * torch.rand(*(shape or (b,)), generator=generator)
+        ).to(device)
 
     # crop + rotation + shift as one affine warp: a crop of area fraction a is the image
     # magnified by 1 / sqrt(a)
@@ -80,13 +104,17 @@ def augment(images: torch.Tensor, generator: torch.Generator | None = None,
         left = (uniform(0, 1) * (w - ew)).long()
         rows = torch.arange(h, device=device)[None, :, None]
         cols = torch.arange(w, device=device)[None, None, :]
-        box = ((rows >= top[:, None, None]) & (rows < (top + eh)[:, None, None])
-               & (cols >= left[:, None, None]) & (cols < (left + ew)[:, None, None]))
+        box = (
+            (rows >= top[:, None, None])
+            & (rows < (top + eh)[:, None, None])
+            & (cols >= left[:, None, None])
+            & (cols < (left + ew)[:, None, None])
+        )
         views = views.masked_fill((box & chosen[:, None, None])[:, None], 0.0)
     return views.clamp(0, 1)
 
 
-_LUMA = torch.tensor([0.299, 0.587, 0.114])                        # ITU-R 601, as torchvision
+_LUMA = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601, as torchvision
 
 
 def _grey(images: torch.Tensor) -> torch.Tensor:
@@ -101,21 +129,33 @@ def _shift_hue(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     value = images.amax(1)
     chroma = value - images.amin(1)
     safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
-    hue = torch.where(value == r, (g - b) / safe,
-                      torch.where(value == g, 2 + (b - r) / safe, 4 + (r - g) / safe))
-    hue = (hue / 6 + turns.view(-1, 1, 1)) % 1                       # in turns, in [0, 1)
+    hue = torch.where(
+        value == r,
+        (g - b) / safe,
+        torch.where(value == g, 2 + (b - r) / safe, 4 + (r - g) / safe),
+    )
+    hue = (hue / 6 + turns.view(-1, 1, 1)) % 1  # in turns, in [0, 1)
 
-    def channel(n: int) -> torch.Tensor:                             # HSV -> RGB, per channel
+    def channel(n: int) -> torch.Tensor:  # HSV -> RGB, per channel
         k = (n + 6 * hue) % 6
         return value - chroma * torch.minimum(k, 4 - k).clamp(0, 1)
+
     return torch.stack([channel(5), channel(3), channel(1)], dim=1)
 
 
-def augment_colour(images: torch.Tensor, generator: torch.Generator | None = None,
-                   scale: tuple[float, float] = (0.2, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                   flip: float = 0.5, jitter: float = 0.8, brightness: float = 0.4,
-                   contrast: float = 0.4, saturation: float = 0.4, hue: float = 0.1,
-                   grayscale: float = 0.2) -> torch.Tensor:
+def augment_colour(
+    images: torch.Tensor,
+    generator: torch.Generator | None = None,
+    scale: tuple[float, float] = (0.2, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: float = 0.5,
+    jitter: float = 0.8,
+    brightness: float = 0.4,
+    contrast: float = 0.4,
+    saturation: float = 0.4,
+    hue: float = 0.1,
+    grayscale: float = 0.2,
+) -> torch.Tensor:
     """MoCo v2's CIFAR-10 views of a (B, 3, H, W) batch in [0, 1], each image drawn on its own:
     random resized crop (area fraction in ``scale``, aspect ratio in ``ratio``), horizontal
     flip (probability ``flip``), colour jitter (probability ``jitter``: brightness, contrast,
@@ -127,14 +167,18 @@ def augment_colour(images: torch.Tensor, generator: torch.Generator | None = Non
     """
     _check_images(images, "(batch, 3, height, width), RGB in [0, 1]")
     if images.shape[1] != 3:
-        raise ValueError(f"augment_colour needs RGB images (batch, 3, height, width); got "
-                         f"{shape_str(images)}; use augment for grey images")
+        raise ValueError(
+            f"augment_colour needs RGB images (batch, 3, height, width); got "
+            f"{shape_str(images)}; use augment for grey images"
+        )
     b, device, dtype = images.shape[0], images.device, images.dtype
 
     def uniform(low, high):
-        return (low + (high - low) * torch.rand(b, generator=generator)).to(device, dtype)
+        return (low + (high - low) * torch.rand(b, generator=generator)).to(
+            device, dtype
+        )
 
-    def chosen(p):                                                     # (B, 1, 1, 1) bool
+    def chosen(p):  # (B, 1, 1, 1) bool
         return (torch.rand(b, generator=generator) < p).to(device).view(b, 1, 1, 1)
 
     def per_image(values):
@@ -143,19 +187,32 @@ def augment_colour(images: torch.Tensor, generator: torch.Generator | None = Non
     # random resized crop and flip, as one affine warp of the sampling grid
     area = uniform(*scale)
     aspect = torch.exp(uniform(math.log(ratio[0]), math.log(ratio[1])))
-    width, height = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)
-    centre_x, centre_y = (2 * uniform(0, 1) - 1) * (1 - width), (2 * uniform(0, 1) - 1) * (1 - height)
-    mirror = 1 - 2 * chosen(flip).view(b).to(dtype)                   # -1 flips x
+    width, height = (
+        (area * aspect).sqrt().clamp(max=1),
+        (area / aspect).sqrt().clamp(max=1),
+    )
+    centre_x, centre_y = (
+        (2 * uniform(0, 1) - 1) * (1 - width),
+        (2 * uniform(0, 1) - 1) * (1 - height),
+    )
+    mirror = 1 - 2 * chosen(flip).view(b).to(dtype)  # -1 flips x
     zero = torch.zeros_like(width)
-    theta = torch.stack([torch.stack([width * mirror, zero, centre_x], -1),
-                         torch.stack([zero, height, centre_y], -1)], 1)   # (B, 2, 3)
+    theta = torch.stack(
+        [
+            torch.stack([width * mirror, zero, centre_x], -1),
+            torch.stack([zero, height, centre_y], -1),
+        ],
+        1,
+    )  # (B, 2, 3)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     views = F.grid_sample(images, grid, padding_mode="reflection", align_corners=False)
 
     # colour jitter: brightness, contrast, saturation, hue (each blended as torchvision does)
     out = (views * per_image(uniform(1 - brightness, 1 + brightness))).clamp(0, 1)
     factor = per_image(uniform(1 - contrast, 1 + contrast))
-    out = (factor * out + (1 - factor) * _grey(out).mean((2, 3), keepdim=True)).clamp(0, 1)
+    out = (factor * out + (1 - factor) * _grey(out).mean((2, 3), keepdim=True)).clamp(
+        0, 1
+    )
     factor = per_image(uniform(1 - saturation, 1 + saturation))
     out = (factor * out + (1 - factor) * _grey(out)).clamp(0, 1)
     out = _shift_hue(out, uniform(-hue, hue)).clamp(0, 1)
@@ -168,8 +225,9 @@ def augment_colour(images: torch.Tensor, generator: torch.Generator | None = Non
 # ---------------------------------------------------------------------------
 
 
-def info_nce_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
-                    temperature: float) -> torch.Tensor:
+def info_nce_logits(
+    q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Logits of InfoNCE: (B, 1 + K). Column 0 is the positive q . k, columns 1.. are the
     negatives q . queue_j, all divided by the temperature.
 
@@ -180,15 +238,19 @@ def info_nce_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
     check_tensor("k", k, ndim=2, expected="(batch, dim)")
     check_tensor("queue", queue, ndim=2, expected="(queue_size, dim)")
     if q.shape != k.shape:
-        raise ValueError(f"q and k must have the same shape (batch, dim); got {shape_str(q)} and {shape_str(k)}")
+        raise ValueError(
+            f"q and k must have the same shape (batch, dim); got {shape_str(q)} and {shape_str(k)}"
+        )
     if queue.shape[1] != q.shape[1]:
-        raise ValueError(f"the queue's feature dimension must equal the features': queue {shape_str(queue)}, "
-                         f"q {shape_str(q)}")
+        raise ValueError(
+            f"the queue's feature dimension must equal the features': queue {shape_str(queue)}, "
+            f"q {shape_str(q)}"
+        )
     if temperature <= 0:
         raise ValueError(f"temperature must be positive; got {temperature}")
     q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
-    positive = (q * k).sum(dim=1, keepdim=True)                      # (B, 1)
-    negatives = q @ queue.T                                          # (B, K)
+    positive = (q * k).sum(dim=1, keepdim=True)  # (B, 1)
+    negatives = q @ queue.T  # (B, K)
     return torch.cat([positive, negatives], dim=1) / temperature
 
 
@@ -198,7 +260,9 @@ def momentum_update(encoder_q: nn.Module, encoder_k: nn.Module, m: float) -> Non
     if not 0 <= m <= 1:
         raise ValueError(f"m must be in [0, 1]; got {m}")
     params_q, params_k = list(encoder_q.parameters()), list(encoder_k.parameters())
-    if len(params_q) != len(params_k) or any(a.shape != b.shape for a, b in zip(params_q, params_k)):
+    if len(params_q) != len(params_k) or any(
+        a.shape != b.shape for a, b in zip(params_q, params_k)
+    ):
         raise ValueError("encoder_q and encoder_k must have the same architecture")
     for theta_q, theta_k in zip(params_q, params_k):
         theta_k.mul_(m).add_(theta_q.detach(), alpha=1 - m)
@@ -222,20 +286,30 @@ class SplitBatchNorm(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         if not self.training or n % self.num_splits:
-            return super().forward(x)          # evaluation (running statistics), or no even split
+            return super().forward(
+                x
+            )  # evaluation (running statistics), or no even split
         # fold the splits into the channel axis: each (split, channel) pair gets its own stats
         running_mean = self.running_mean.repeat(self.num_splits)
         running_var = self.running_var.repeat(self.num_splits)
-        out = F.batch_norm(x.view(-1, c * self.num_splits, h, w), running_mean, running_var,
-                           self.weight.repeat(self.num_splits), self.bias.repeat(self.num_splits),
-                           True, self.momentum, self.eps).view(n, c, h, w)
+        out = F.batch_norm(
+            x.view(-1, c * self.num_splits, h, w),
+            running_mean,
+            running_var,
+            self.weight.repeat(self.num_splits),
+            self.bias.repeat(self.num_splits),
+            True,
+            self.momentum,
+            self.eps,
+        ).view(n, c, h, w)
         self.running_mean.copy_(running_mean.view(self.num_splits, c).mean(0))
         self.running_var.copy_(running_var.view(self.num_splits, c).mean(0))
         return out
 
 
-def batch_shuffle(x: torch.Tensor, generator: torch.Generator | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_shuffle(
+    x: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A random permutation of the batch, and the indices that undo it."""
     order = torch.randperm(x.shape[0], generator=generator).to(x.device)
     return x[order], torch.argsort(order)
@@ -258,12 +332,21 @@ class EncoderWithHead(nn.Module):
     The contrastive loss sees the head's output; the linear probe reads the backbone's.
     """
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, dim: int = 64, hidden: int | None = None):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        dim: int = 64,
+        hidden: int | None = None,
+    ):
         super().__init__()
         hidden = hidden or feature_dim
         self.backbone = backbone
-        self.head = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(hidden, dim))
+        self.head = nn.Sequential(
+            nn.Linear(feature_dim, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, dim),
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
@@ -277,11 +360,21 @@ class MoCo(nn.Module):
     of the batch size is convenient; wrap-around is handled anyway).
     """
 
-    def __init__(self, encoder: nn.Module, dim: int, queue_size: int = 1024, momentum: float = 0.99,
-                 temperature: float = 0.1, symmetric: bool = True, shuffle_keys: bool = True):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        dim: int,
+        queue_size: int = 1024,
+        momentum: float = 0.99,
+        temperature: float = 0.1,
+        symmetric: bool = True,
+        shuffle_keys: bool = True,
+    ):
         super().__init__()
         if queue_size < 1 or dim < 1:
-            raise ValueError(f"queue_size and dim must be positive; got {queue_size}, {dim}")
+            raise ValueError(
+                f"queue_size and dim must be positive; got {queue_size}, {dim}"
+            )
         if not 0 <= momentum <= 1:
             raise ValueError(f"momentum must be in [0, 1]; got {momentum}")
         self.encoder_q = encoder
@@ -298,9 +391,11 @@ class MoCo(nn.Module):
         """Replace the oldest entries of the queue by ``keys`` (B, D), wrapping around."""
         check_tensor("keys", keys, ndim=2, expected=f"(batch, {self.queue.shape[1]})")
         if keys.shape[1] != self.queue.shape[1]:
-            raise ValueError(f"keys must have dimension {self.queue.shape[1]}; got {shape_str(keys)}")
-        size, start = self.queue.shape[0], self.queue_pointer      # a tensor: no GPU sync
-        if len(keys) > size:                      # more keys than slots: only the newest fit
+            raise ValueError(
+                f"keys must have dimension {self.queue.shape[1]}; got {shape_str(keys)}"
+            )
+        size, start = self.queue.shape[0], self.queue_pointer  # a tensor: no GPU sync
+        if len(keys) > size:  # more keys than slots: only the newest fit
             start, keys = (start + len(keys) - size) % size, keys[-size:]
         positions = (start + torch.arange(len(keys), device=keys.device)) % size
         self.queue[positions] = keys.to(self.queue.dtype)
@@ -315,14 +410,18 @@ class MoCo(nn.Module):
             return F.normalize(batch_unshuffle(self.encoder_k(images), undo), dim=1)
         return F.normalize(self.encoder_k(images), dim=1)
 
-    def contrastive_loss(self, view_q: torch.Tensor, view_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        q = self.encoder_q(view_q)                                        # (B, D)
-        k = self.keys(view_k)                                             # (B, D), no gradient
+    def contrastive_loss(
+        self, view_q: torch.Tensor, view_k: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        q = self.encoder_q(view_q)  # (B, D)
+        k = self.keys(view_k)  # (B, D), no gradient
         logits = info_nce_logits(q, k, self.queue.clone().detach(), self.temperature)
         labels = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
         return F.cross_entropy(logits, labels), logits, k
 
-    def forward(self, view_1: torch.Tensor, view_2: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def forward(
+        self, view_1: torch.Tensor, view_2: torch.Tensor
+    ) -> tuple[torch.Tensor, dict]:
         """Two views of the same batch -> the InfoNCE loss (symmetrised if asked) and the
         pretext accuracy (how often the positive wins among 1 + K)."""
         momentum_update(self.encoder_q, self.encoder_k, self.momentum)
@@ -344,48 +443,77 @@ class MoCo(nn.Module):
 
 
 @torch.no_grad()
-def extract_features(encoder: nn.Module, images: torch.Tensor, batch_size: int = 512,
-                     device: torch.device | str | None = None) -> torch.Tensor:
+def extract_features(
+    encoder: nn.Module,
+    images: torch.Tensor,
+    batch_size: int = 512,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """(N, C, H, W) -> (N, D) L2-normalised features, in evaluation mode."""
     was_training = encoder.training
     encoder.eval()
-    chunks = [encoder(images[i:i + batch_size].to(device) if device else images[i:i + batch_size]).cpu()
-              for i in range(0, len(images), batch_size)]
+    chunks = [
+        encoder(
+            images[i : i + batch_size].to(device)
+            if device
+            else images[i : i + batch_size]
+        ).cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     encoder.train(was_training)
     return F.normalize(torch.cat(chunks), dim=1)
 
 
 @torch.no_grad()
-def knn_predict(features: torch.Tensor, bank_features: torch.Tensor, bank_labels: torch.Tensor,
-                num_classes: int, k: int = 20, temperature: float = 0.1,
-                chunk_size: int = 1024) -> torch.Tensor:
+def knn_predict(
+    features: torch.Tensor,
+    bank_features: torch.Tensor,
+    bank_labels: torch.Tensor,
+    num_classes: int,
+    k: int = 20,
+    temperature: float = 0.1,
+    chunk_size: int = 1024,
+) -> torch.Tensor:
     """Weighted kNN (the MoCo CIFAR demo's monitor): for each normalised feature, take the
     k most cosine-similar bank features; each votes for its label with weight
     exp(similarity / temperature). Returns the predicted labels (N,). Computed on the
     bank's device, ``chunk_size`` queries at a time (10 000 x 50 000 similarities at once
     would need 2 GB)."""
     check_tensor("features", features, ndim=2, expected="(N, D), L2-normalised")
-    check_tensor("bank_features", bank_features, ndim=2, expected="(M, D), L2-normalised")
+    check_tensor(
+        "bank_features", bank_features, ndim=2, expected="(M, D), L2-normalised"
+    )
     if features.shape[1] != bank_features.shape[1]:
-        raise ValueError(f"features {shape_str(features)} and bank_features {shape_str(bank_features)} "
-                         "must have the same dimension")
+        raise ValueError(
+            f"features {shape_str(features)} and bank_features {shape_str(bank_features)} "
+            "must have the same dimension"
+        )
     if len(bank_labels) != len(bank_features):
         raise ValueError("bank_labels needs one label per bank feature")
     k = min(k, len(bank_features))
     bank_labels = bank_labels.to(bank_features.device)
     predictions = []
-    for chunk in features.to(bank_features.device).split(chunk_size):  # (n, M) at a time, not (N, M)
-        similarity = chunk @ bank_features.T                           # (n, M)
-        top_similarity, top_index = similarity.topk(k, dim=1)          # (n, k)
+    for chunk in features.to(bank_features.device).split(
+        chunk_size
+    ):  # (n, M) at a time, not (N, M)
+        similarity = chunk @ bank_features.T  # (n, M)
+        top_similarity, top_index = similarity.topk(k, dim=1)  # (n, k)
         weights = (top_similarity / temperature).exp()
-        votes = torch.zeros(len(chunk), num_classes, device=chunk.device, dtype=weights.dtype)
+        votes = torch.zeros(
+            len(chunk), num_classes, device=chunk.device, dtype=weights.dtype
+        )
         votes.scatter_add_(1, bank_labels[top_index], weights)
         predictions.append(votes.argmax(dim=1))
     return torch.cat(predictions).to(features.device)
 
 
-def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
-                 test_features: torch.Tensor, test_labels: torch.Tensor, max_iter: int = 3000) -> float:
+def linear_probe(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    max_iter: int = 3000,
+) -> float:
     """Accuracy of a logistic regression (scikit-learn) trained on frozen features."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

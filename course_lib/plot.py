@@ -22,24 +22,26 @@ ATTENTION_CMAP = "Reds"
 
 def use_style() -> None:
     """The book's matplotlib defaults: crisp PNGs, light grid, no top/right spines."""
-    matplotlib.rcParams.update({
-        "figure.dpi": 100,
-        "savefig.dpi": 120,
-        "figure.figsize": (6.0, 3.6),
-        "figure.autolayout": False,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "font.size": 11,
-        "axes.titlesize": 12,
-        "axes.labelsize": 11,
-        "xtick.labelsize": 10,
-        "ytick.labelsize": 10,
-        "legend.fontsize": 10,
-        "legend.frameon": False,
-        "image.cmap": ATTENTION_CMAP,
-    })
+    matplotlib.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 120,
+            "figure.figsize": (6.0, 3.6),
+            "figure.autolayout": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "font.size": 11,
+            "axes.titlesize": 12,
+            "axes.labelsize": 11,
+            "xtick.labelsize": 10,
+            "ytick.labelsize": 10,
+            "legend.fontsize": 10,
+            "legend.frameon": False,
+            "image.cmap": ATTENTION_CMAP,
+        }
+    )
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -48,14 +50,22 @@ def _as_numpy(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
-def show_heatmaps(weights, *, xlabel: str = "keys", ylabel: str = "queries",
-                  titles: Sequence[str] | Sequence[Sequence[str]] | None = None,
-                  xticklabels: Sequence[str] | None = None,
-                  yticklabels: Sequence[str] | None = None,
-                  cmap: str = ATTENTION_CMAP, vmin: float | None = 0.0,
-                  vmax: float | None = None, annotate: bool = False,
-                  cell_size: float = 2.6, colorbar: bool = True,
-                  suptitle: str | None = None):
+def show_heatmaps(
+    weights,
+    *,
+    xlabel: str = "keys",
+    ylabel: str = "queries",
+    titles: Sequence[str] | Sequence[Sequence[str]] | None = None,
+    xticklabels: Sequence[str] | None = None,
+    yticklabels: Sequence[str] | None = None,
+    cmap: str = ATTENTION_CMAP,
+    vmin: float | None = 0.0,
+    vmax: float | None = None,
+    annotate: bool = False,
+    cell_size: float = 2.6,
+    colorbar: bool = True,
+    suptitle: str | None = None,
+):
     """Draw attention weights as heatmaps and return the figure.
 
     ``weights`` is one matrix (n_q, n_k), a row of matrices (cols, n_q, n_k) or a
@@ -69,27 +79,48 @@ def show_heatmaps(weights, *, xlabel: str = "keys", ylabel: str = "queries",
     elif w.ndim == 3:
         w = w[None]
     if w.ndim != 4:
-        raise ValueError("weights must have shape (n_q, n_k), (cols, n_q, n_k) or "
-                         f"(rows, cols, n_q, n_k); got {tuple(weights.shape)}")
+        raise ValueError(
+            "weights must have shape (n_q, n_k), (cols, n_q, n_k) or "
+            f"(rows, cols, n_q, n_k); got {tuple(weights.shape)}"
+        )
     rows, cols, n_q, n_k = w.shape
     if titles is not None:
-        flat = [t for row in titles for t in row] if titles and not isinstance(titles[0], str) else list(titles)
+        flat = (
+            [t for row in titles for t in row]
+            if titles and not isinstance(titles[0], str)
+            else list(titles)
+        )
         if len(flat) != rows * cols:
-            raise ValueError(f"titles must have one entry per heatmap ({rows * cols}); got {len(flat)}")
+            raise ValueError(
+                f"titles must have one entry per heatmap ({rows * cols}); got {len(flat)}"
+            )
     else:
         flat = None
     aspect = n_q / max(n_k, 1)
     width = cell_size * cols + (0.8 if colorbar else 0.0)
     height = max(cell_size * aspect, 1.2) * rows + (0.4 if suptitle else 0.0)
-    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False,
-                             sharex=True, sharey=True, constrained_layout=True)
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(width, height),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        constrained_layout=True,
+    )
     vmax = float(np.nanmax(w)) if vmax is None else vmax
     image = None
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
-            image = ax.imshow(w[r, c], cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
-                              interpolation="nearest")
+            image = ax.imshow(
+                w[r, c],
+                cmap=cmap,
+                vmin=vmin,
+                vmax=vmax,
+                aspect="auto",
+                interpolation="nearest",
+            )
             ax.grid(False)
             if flat is not None:
                 ax.set_title(flat[r * cols + c])
@@ -98,15 +129,24 @@ def show_heatmaps(weights, *, xlabel: str = "keys", ylabel: str = "queries",
             if c == 0:
                 ax.set_ylabel(ylabel)
             if xticklabels is not None:
-                ax.set_xticks(range(n_k), labels=list(xticklabels), rotation=60, ha="right")
+                ax.set_xticks(
+                    range(n_k), labels=list(xticklabels), rotation=60, ha="right"
+                )
             if yticklabels is not None:
                 ax.set_yticks(range(n_q), labels=list(yticklabels))
             if annotate:
                 for i in range(n_q):
                     for j in range(n_k):
                         value = w[r, c, i, j]
-                        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                                color="white" if value > 0.6 * vmax else "black")
+                        ax.text(
+                            j,
+                            i,
+                            f"{value:.2f}",
+                            ha="center",
+                            va="center",
+                            fontsize=8,
+                            color="white" if value > 0.6 * vmax else "black",
+                        )
     if colorbar and image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
     if suptitle:
@@ -114,8 +154,18 @@ def show_heatmaps(weights, *, xlabel: str = "keys", ylabel: str = "queries",
     return fig
 
 
-def plot_lines(x, ys: dict, *, xlabel: str = "", ylabel: str = "", title: str | None = None,
-               logx: bool = False, logy: bool = False, ax=None, styles: dict | None = None):
+def plot_lines(
+    x,
+    ys: dict,
+    *,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str | None = None,
+    logx: bool = False,
+    logy: bool = False,
+    ax=None,
+    styles: dict | None = None,
+):
     """Plot several named curves over the same ``x``; returns the axes."""
     if ax is None:
         _, ax = plt.subplots()
@@ -123,7 +173,9 @@ def plot_lines(x, ys: dict, *, xlabel: str = "", ylabel: str = "", title: str | 
     for name, y in ys.items():
         y = _as_numpy(y)
         if y.shape != x.shape:
-            raise ValueError(f"curve {name!r} has shape {y.shape}, x has shape {x.shape}")
+            raise ValueError(
+                f"curve {name!r} has shape {y.shape}, x has shape {x.shape}"
+            )
         ax.plot(x, y, label=name, **(styles or {}).get(name, {}))
     ax.set(xlabel=xlabel, ylabel=ylabel)
     if title:
@@ -137,41 +189,80 @@ def plot_lines(x, ys: dict, *, xlabel: str = "", ylabel: str = "", title: str | 
     return ax
 
 
-def draw_boxes(ax, boxes, labels=None, scores=None, color: str = "C3", linestyle: str = "-",
-               linewidth: float = 1.5, fontsize: int = 8) -> None:
+def draw_boxes(
+    ax,
+    boxes,
+    labels=None,
+    scores=None,
+    color: str = "C3",
+    linestyle: str = "-",
+    linewidth: float = 1.5,
+    fontsize: int = 8,
+) -> None:
     """Draw (x1, y1, x2, y2) pixel boxes on ``ax``, each with its label (and score)."""
     boxes = _as_numpy(boxes).reshape(-1, 4)
     for i, (x1, y1, x2, y2) in enumerate(boxes):
-        ax.add_patch(matplotlib.patches.Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False,
-                                                  edgecolor=color, linestyle=linestyle,
-                                                  linewidth=linewidth))
+        ax.add_patch(
+            matplotlib.patches.Rectangle(
+                (x1 - 0.5, y1 - 0.5),
+                x2 - x1,
+                y2 - y1,
+                fill=False,
+                edgecolor=color,
+                linestyle=linestyle,
+                linewidth=linewidth,
+            )
+        )
         text = "" if labels is None else str(int(labels[i]))
         if scores is not None:
             text += f" {float(scores[i]):.2f}"
         if text:
-            ax.text(x1 - 0.5, y1 - 1.5, text.strip(), color=color, fontsize=fontsize,
-                    va="bottom", ha="left", fontweight="bold")
+            ax.text(
+                x1 - 0.5,
+                y1 - 1.5,
+                text.strip(),
+                color=color,
+                fontsize=fontsize,
+                va="bottom",
+                ha="left",
+                fontweight="bold",
+            )
 
 
-def show_detections(images, detections, truths=None, ncols: int = 4, score_threshold: float = 0.5,
-                    titles=None, cell_size: float = 2.4):
+def show_detections(
+    images,
+    detections,
+    truths=None,
+    ncols: int = 4,
+    score_threshold: float = 0.5,
+    titles=None,
+    cell_size: float = 2.4,
+):
     """A grid of grey images with predicted boxes (red, with label and score) above
     ``score_threshold`` and, if given, the true boxes (green, dashed). ``detections`` and
     ``truths`` are lists of dicts with ``boxes`` (x1, y1, x2, y2 in pixels) and ``labels``."""
     n = len(images)
     rows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(rows, ncols, figsize=(cell_size * ncols, cell_size * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, ncols, figsize=(cell_size * ncols, cell_size * rows), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
             continue
         ax.imshow(_as_numpy(images[i]).squeeze(), cmap="gray", vmin=0, vmax=1)
         if truths is not None:
-            draw_boxes(ax, truths[i]["boxes"], color="#2ca02c", linestyle="--", linewidth=1.0)
+            draw_boxes(
+                ax, truths[i]["boxes"], color="#2ca02c", linestyle="--", linewidth=1.0
+            )
         d = detections[i]
         keep = _as_numpy(d["scores"]) >= score_threshold
-        draw_boxes(ax, _as_numpy(d["boxes"])[keep], _as_numpy(d["labels"])[keep],
-                   _as_numpy(d["scores"])[keep])
+        draw_boxes(
+            ax,
+            _as_numpy(d["boxes"])[keep],
+            _as_numpy(d["labels"])[keep],
+            _as_numpy(d["scores"])[keep],
+        )
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     fig.tight_layout()

@@ -41,7 +41,9 @@ class History:
     evals: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
 
-    def series(self, name: str, source: str = "steps") -> tuple[list[float], list[float]]:
+    def series(
+        self, name: str, source: str = "steps"
+    ) -> tuple[list[float], list[float]]:
         """(x = step numbers, y = values) of one logged quantity."""
         rows = self.steps if source == "steps" else self.evals
         rows = [r for r in rows if name in r]
@@ -50,7 +52,9 @@ class History:
             raise KeyError(f"nothing called {name!r} was logged; known: {known}")
         return [r["step"] for r in rows], [r[name] for r in rows]
 
-    def smoothed(self, name: str = "loss", window: int = 20) -> tuple[list[float], list[float]]:
+    def smoothed(
+        self, name: str = "loss", window: int = 20
+    ) -> tuple[list[float], list[float]]:
         """Moving average of a per-step quantity (a readable loss curve)."""
         x, y = self.series(name)
         window = max(1, min(window, len(y)))
@@ -62,16 +66,30 @@ class History:
             out.append(total / min(i + 1, window))
         return x, out
 
-    def plot(self, loss: str = "loss", metrics: Iterable[str] = (), *, window: int = 20,
-             logy: bool = False, title: str | None = None):
+    def plot(
+        self,
+        loss: str = "loss",
+        metrics: Iterable[str] = (),
+        *,
+        window: int = 20,
+        logy: bool = False,
+        title: str | None = None,
+    ):
         """Training loss (smoothed) on the left; evaluation metrics, if any, on the right."""
         metrics = list(metrics)
-        fig, axes = plt.subplots(1, 1 + bool(metrics), figsize=(5.2 * (1 + bool(metrics)), 3.4),
-                                 squeeze=False, constrained_layout=True)
+        fig, axes = plt.subplots(
+            1,
+            1 + bool(metrics),
+            figsize=(5.2 * (1 + bool(metrics)), 3.4),
+            squeeze=False,
+            constrained_layout=True,
+        )
         ax = axes[0, 0]
         x, y = self.series(loss)
         ax.plot(x, y, color="0.8", lw=0.8, label="per step")
-        ax.plot(*self.smoothed(loss, window), color="C0", label=f"moving average ({window})")
+        ax.plot(
+            *self.smoothed(loss, window), color="C0", label=f"moving average ({window})"
+        )
         ax.set(xlabel="step", ylabel=loss, title=title or "training loss")
         if logy:
             ax.set_yscale("log")
@@ -85,18 +103,27 @@ class History:
         return fig
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
-                  final_fraction: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    warmup_steps: int,
+    total_steps: int,
+    final_fraction: float = 0.0,
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up to the optimizer's lr, then cosine decay to ``final_fraction`` of it
     at ``total_steps`` (the usual ViT / MoCo v2 schedule), stepped once per step."""
     if not 0 <= warmup_steps < total_steps:
-        raise ValueError(f"need 0 <= warmup_steps < total_steps; got {warmup_steps}, {total_steps}")
+        raise ValueError(
+            f"need 0 <= warmup_steps < total_steps; got {warmup_steps}, {total_steps}"
+        )
 
     def rate(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
         progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+        return final_fraction + (1 - final_fraction) * 0.5 * (
+            1 + math.cos(math.pi * progress)
+        )
+
     return torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
 
 
@@ -108,7 +135,9 @@ def to_device(batch: Any, device: torch.device | str | None) -> Any:
         return batch.to(device, non_blocking=True)
     if isinstance(batch, (list, tuple)):
         moved = [to_device(b, device) for b in batch]
-        return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
+        return (
+            type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
+        )
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     return batch
@@ -127,8 +156,14 @@ class _MixedPrecision:
 
     def __init__(self, device_type: str, enabled: bool | None):
         self.enabled = device_type == "cuda" and enabled is not False
-        self.dtype = torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
+        self.dtype = (
+            torch.bfloat16
+            if self.enabled and torch.cuda.is_bf16_supported()
+            else torch.float16
+        )
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.enabled and self.dtype == torch.float16
+        )
 
     def autocast(self):
         return torch.autocast("cuda", dtype=self.dtype, enabled=self.enabled)
@@ -156,10 +191,18 @@ class _StepLog:
     def flush(self) -> None:
         rows, self.pending = self.pending, []
         for row in rows:
-            row.update({k: plain_number(k, v) for k, v in row.items() if isinstance(v, torch.Tensor)})
+            row.update(
+                {
+                    k: plain_number(k, v)
+                    for k, v in row.items()
+                    if isinstance(v, torch.Tensor)
+                }
+            )
             if not math.isfinite(row["loss"]):
-                raise FloatingPointError(f"the loss became {row['loss']} at step {row['step']}; "
-                                         "try a smaller learning rate or gradient clipping")
+                raise FloatingPointError(
+                    f"the loss became {row['loss']} at step {row['step']}; "
+                    "try a smaller learning rate or gradient clipping"
+                )
             self.history.steps.append(row)
 
 
@@ -170,13 +213,17 @@ def _epochs(batches: Iterable | Callable[[], Iterable]):
     while True:
         epoch += 1
         if one_shot and epoch > 1:
-            raise ValueError("batches is a one-shot iterator (e.g. a generator) and ran out after "
-                             "one epoch; pass a list, data.shuffled_batches(...), or a function "
-                             "that returns a fresh iterable, to train for more steps or epochs")
+            raise ValueError(
+                "batches is a one-shot iterator (e.g. a generator) and ran out after "
+                "one epoch; pass a list, data.shuffled_batches(...), or a function "
+                "that returns a fresh iterable, to train for more steps or epochs"
+            )
         yield epoch, batches() if callable(batches) else batches
 
 
-def _evaluate(model: nn.Module, evaluate: Callable[[nn.Module], dict[str, Any]]) -> dict[str, float]:
+def _evaluate(
+    model: nn.Module, evaluate: Callable[[nn.Module], dict[str, Any]]
+) -> dict[str, float]:
     """``evaluate(model)`` in evaluation mode, without gradients, in float32."""
     was_training = model.training
     model.eval()
@@ -186,15 +233,26 @@ def _evaluate(model: nn.Module, evaluate: Callable[[nn.Module], dict[str, Any]])
     return metrics
 
 
-def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
-        batches: Iterable | Callable[[], Iterable],
-        loss_fn: Callable[[nn.Module, Any], torch.Tensor | tuple[torch.Tensor, dict[str, Any]]],
-        *, steps: int | None = None, epochs: int | None = None, max_seconds: float | None = None,
-        scheduler: Any = None, clip_grad_norm: float | None = None,
-        evaluate: Callable[[nn.Module], dict[str, Any]] | None = None,
-        eval_every: int | None = None, device: torch.device | str | None = None,
-        mixed_precision: bool | None = None, progress: bool = True,
-        desc: str = "training") -> History:
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable | Callable[[], Iterable],
+    loss_fn: Callable[
+        [nn.Module, Any], torch.Tensor | tuple[torch.Tensor, dict[str, Any]]
+    ],
+    *,
+    steps: int | None = None,
+    epochs: int | None = None,
+    max_seconds: float | None = None,
+    scheduler: Any = None,
+    clip_grad_norm: float | None = None,
+    evaluate: Callable[[nn.Module], dict[str, Any]] | None = None,
+    eval_every: int | None = None,
+    device: torch.device | str | None = None,
+    mixed_precision: bool | None = None,
+    progress: bool = True,
+    desc: str = "training",
+) -> History:
     """Train ``model`` and return its :class:`History`.
 
     Parameters
@@ -226,7 +284,9 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         gradient scaler on GPUs without bfloat16), float32 elsewhere. ``False``: always
         float32.
     """
-    _check_fit_arguments(model, optimizer, loss_fn, steps, epochs, max_seconds, eval_every)
+    _check_fit_arguments(
+        model, optimizer, loss_fn, steps, epochs, max_seconds, eval_every
+    )
     if steps is None and epochs is None and max_seconds is None:
         epochs = 1
     smoke = _smoke_steps()
@@ -238,8 +298,15 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
     log = _StepLog(history, every=50)
     device_type = _device_type(model, device)
     precision = _MixedPrecision(device_type, mixed_precision)
-    bar = tqdm(total=steps or _total_steps(batches, epochs), desc=desc, disable=not progress,
-               file=sys.stdout, mininterval=1.0, ncols=72, unit="step")
+    bar = tqdm(
+        total=steps or _total_steps(batches, epochs),
+        desc=desc,
+        disable=not progress,
+        file=sys.stdout,
+        mininterval=1.0,
+        ncols=72,
+        unit="step",
+    )
     step, elapsed, last_eval = 0, 0.0, {}
 
     def run_evaluation(epoch: int) -> dict[str, float]:
@@ -249,8 +316,9 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
         return metrics
 
     def done() -> bool:
-        return (steps is not None and step >= steps) or \
-            (max_seconds is not None and elapsed >= max_seconds)
+        return (steps is not None and step >= steps) or (
+            max_seconds is not None and elapsed >= max_seconds
+        )
 
     model.train()
     for epoch, iterable in _epochs(batches):
@@ -274,31 +342,56 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer,
                 torch.cuda.synchronize()  # count the GPU's queued work in the training time
             elapsed += time.perf_counter() - start
             # -- bookkeeping ------------------------------------------------------------
-            log.add({"step": step, "epoch": epoch, "loss": loss.detach().float(),
-                     "lr": optimizer.param_groups[0]["lr"], **logged})
-            if evaluate is not None and eval_every is not None and step % eval_every == 0:
+            log.add(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": loss.detach().float(),
+                    "lr": optimizer.param_groups[0]["lr"],
+                    **logged,
+                }
+            )
+            if (
+                evaluate is not None
+                and eval_every is not None
+                and step % eval_every == 0
+            ):
                 last_eval = run_evaluation(epoch)
             if bar.update(1):  # True when the bar is redrawn (at most once a second)
                 log.flush()
-                bar.set_postfix(loss=f"{history.steps[-1]['loss']:.4f}",
-                                **{k: f"{v:.4g}" for k, v in last_eval.items()}, refresh=False)
+                bar.set_postfix(
+                    loss=f"{history.steps[-1]['loss']:.4f}",
+                    **{k: f"{v:.4g}" for k, v in last_eval.items()},
+                    refresh=False,
+                )
             if done():
                 break
         if step == steps_before:
-            raise ValueError(f"batches produced no batch in epoch {epoch}; nothing to train on")
+            raise ValueError(
+                f"batches produced no batch in epoch {epoch}; nothing to train on"
+            )
         if evaluate is not None and eval_every is None:
             last_eval = run_evaluation(epoch)
         if done() or epoch == epochs:
             break
     log.flush()
     bar.close()
-    if evaluate is not None and (not history.evals or history.evals[-1]["step"] != step):
+    if evaluate is not None and (
+        not history.evals or history.evals[-1]["step"] != step
+    ):
         last_eval = run_evaluation(epoch)  # always end with the final model's metrics
     history.seconds = elapsed
     if progress:
         summary = f"{step} steps in {elapsed:.1f} s; final loss {history.steps[-1]['loss']:.4g}"
         summary += "".join(f", {k} {v:.4g}" for k, v in last_eval.items())
-        print(summary + (f" (smoke run: stopped after {smoke} steps)" if smoke is not None else ""))
+        print(
+            summary
+            + (
+                f" (smoke run: stopped after {smoke} steps)"
+                if smoke is not None
+                else ""
+            )
+        )
     return history
 
 
@@ -307,9 +400,13 @@ def _loss(loss_fn, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str
     out = loss_fn(model, batch)
     loss, logged = out if isinstance(out, tuple) else (out, {})
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError("loss_fn must return a scalar tensor (or (loss, dict)); "
-                         f"got {type(loss).__name__}")
-    return loss, {k: v.detach() if isinstance(v, torch.Tensor) else float(v) for k, v in logged.items()}
+        raise ValueError(
+            f"loss_fn must return a scalar tensor (or (loss, dict)); got {type(loss).__name__}"
+        )
+    return loss, {
+        k: v.detach() if isinstance(v, torch.Tensor) else float(v)
+        for k, v in logged.items()
+    }
 
 
 def _total_steps(batches, epochs: int | None) -> int | None:
@@ -320,15 +417,27 @@ def _total_steps(batches, epochs: int | None) -> int | None:
         return None
 
 
-def _check_fit_arguments(model, optimizer, loss_fn, steps, epochs, max_seconds, eval_every) -> None:
+def _check_fit_arguments(
+    model, optimizer, loss_fn, steps, epochs, max_seconds, eval_every
+) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
+        raise TypeError(
+            f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}"
+        )
     if not callable(loss_fn):
         raise TypeError("loss_fn must be callable as loss_fn(model, batch)")
-    for name, value in (("steps", steps), ("epochs", epochs), ("eval_every", eval_every)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive integer (or None); got {value!r}")
+    for name, value in (
+        ("steps", steps),
+        ("epochs", epochs),
+        ("eval_every", eval_every),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(
+                f"{name} must be a positive integer (or None); got {value!r}"
+            )
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive (or None); got {max_seconds!r}")

@@ -27,8 +27,15 @@ from torch import nn
 from ._checks import check_size, check_tensor, shape_str
 from .attention import MultiHeadAttention, SinusoidalPositionalEncoding, padding_mask
 
-__all__ = ["causal_mask", "padding_mask", "PositionwiseFeedForward", "EncoderBlock", "DecoderBlock",
-           "TransformerConfig", "Seq2SeqTransformer"]
+__all__ = [
+    "causal_mask",
+    "padding_mask",
+    "PositionwiseFeedForward",
+    "EncoderBlock",
+    "DecoderBlock",
+    "TransformerConfig",
+    "Seq2SeqTransformer",
+]
 
 
 def causal_mask(size: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -45,10 +52,14 @@ class PositionwiseFeedForward(nn.Module):
     as two 1x1 convolutions over the sequence). ``activation``: "relu" (the paper) or
     "gelu" (BERT, GPT, ViT)."""
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu"):
+    def __init__(
+        self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu"
+    ):
         super().__init__()
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}"
+            )
         self.linear1 = nn.Linear(d_model, d_ff)
         self.linear2 = nn.Linear(d_ff, d_model)
         self.dropout = nn.Dropout(dropout)
@@ -62,35 +73,57 @@ def _copy_ffn_and_norms(block: nn.Module, layer: nn.Module, norms: int) -> None:
     block.feed_forward.linear1.load_state_dict(layer.linear1.state_dict())
     block.feed_forward.linear2.load_state_dict(layer.linear2.state_dict())
     for i in range(1, norms + 1):
-        getattr(block, f"norm{i}").load_state_dict(getattr(layer, f"norm{i}").state_dict())
+        getattr(block, f"norm{i}").load_state_dict(
+            getattr(layer, f"norm{i}").state_dict()
+        )
 
 
 class EncoderBlock(nn.Module):
     """One encoder layer: x -> x + SelfAttention(x) -> x + FFN(x), each followed (post-LN)
     or preceded (pre-LN, ``norm_first=True``) by a LayerNorm."""
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False, activation: str = "relu"):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float = 0.1,
+        norm_first: bool = False,
+        activation: str = "relu",
+    ):
         super().__init__()
         self.self_attention = MultiHeadAttention(d_model, num_heads, dropout)
         self.feed_forward = PositionwiseFeedForward(d_model, d_ff, dropout, activation)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
         self.norm_first = norm_first
-        self.attention_weights: torch.Tensor | None = None   # (B, H, S, S) if asked for
+        self.attention_weights: torch.Tensor | None = None  # (B, H, S, S) if asked for
 
     def _self_attend(self, x, key_padding_mask, attn_mask, need_weights):
         out, self.attention_weights = self.self_attention(
-            x, key_padding_mask=key_padding_mask, attn_mask=attn_mask, need_weights=need_weights)
+            x,
+            key_padding_mask=key_padding_mask,
+            attn_mask=attn_mask,
+            need_weights=need_weights,
+        )
         return self.dropout1(out)
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
-                attn_mask: torch.Tensor | None = None, need_weights: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> torch.Tensor:
         """x (B, S, D); key_padding_mask (B, S) True at real tokens -> (B, S, D)."""
         if self.norm_first:
-            x = x + self._self_attend(self.norm1(x), key_padding_mask, attn_mask, need_weights)
+            x = x + self._self_attend(
+                self.norm1(x), key_padding_mask, attn_mask, need_weights
+            )
             return x + self.dropout2(self.feed_forward(self.norm2(x)))
-        x = self.norm1(x + self._self_attend(x, key_padding_mask, attn_mask, need_weights))
+        x = self.norm1(
+            x + self._self_attend(x, key_padding_mask, attn_mask, need_weights)
+        )
         return self.norm2(x + self.dropout2(self.feed_forward(x)))
 
     @torch.no_grad()
@@ -105,42 +138,72 @@ class DecoderBlock(nn.Module):
     """One decoder layer: masked self-attention over the target so far, cross-attention to
     the encoder's output ("memory"), FFN -- each with a residual connection and LayerNorm."""
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False, activation: str = "relu"):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float = 0.1,
+        norm_first: bool = False,
+        activation: str = "relu",
+    ):
         super().__init__()
         self.self_attention = MultiHeadAttention(d_model, num_heads, dropout)
         self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout)
         self.feed_forward = PositionwiseFeedForward(d_model, d_ff, dropout, activation)
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model) for _ in range(3))
-        self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(3))
+        self.dropout1, self.dropout2, self.dropout3 = (
+            nn.Dropout(dropout) for _ in range(3)
+        )
         self.norm_first = norm_first
-        self.self_attention_weights: torch.Tensor | None = None    # (B, H, T, T)
-        self.cross_attention_weights: torch.Tensor | None = None   # (B, H, T, S)
+        self.self_attention_weights: torch.Tensor | None = None  # (B, H, T, T)
+        self.cross_attention_weights: torch.Tensor | None = None  # (B, H, T, S)
 
     def _self_attend(self, y, tgt_key_padding_mask, tgt_mask, need_weights):
         out, self.self_attention_weights = self.self_attention(
-            y, key_padding_mask=tgt_key_padding_mask, attn_mask=tgt_mask, need_weights=need_weights)
+            y,
+            key_padding_mask=tgt_key_padding_mask,
+            attn_mask=tgt_mask,
+            need_weights=need_weights,
+        )
         return self.dropout1(out)
 
     def _cross_attend(self, y, memory, memory_key_padding_mask, need_weights):
         # queries from the decoder, keys and values from the encoder
         out, self.cross_attention_weights = self.cross_attention(
-            y, memory, memory, key_padding_mask=memory_key_padding_mask, need_weights=need_weights)
+            y,
+            memory,
+            memory,
+            key_padding_mask=memory_key_padding_mask,
+            need_weights=need_weights,
+        )
         return self.dropout2(out)
 
-    def forward(self, y: torch.Tensor, memory: torch.Tensor,
-                tgt_mask: torch.Tensor | None = None,
-                tgt_key_padding_mask: torch.Tensor | None = None,
-                memory_key_padding_mask: torch.Tensor | None = None,
-                need_weights: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        y: torch.Tensor,
+        memory: torch.Tensor,
+        tgt_mask: torch.Tensor | None = None,
+        tgt_key_padding_mask: torch.Tensor | None = None,
+        memory_key_padding_mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> torch.Tensor:
         """y (B, T, D), memory (B, S, D); tgt_mask (T, T) e.g. causal; padding masks
         (B, T) and (B, S), True at real tokens -> (B, T, D)."""
         if self.norm_first:
-            y = y + self._self_attend(self.norm1(y), tgt_key_padding_mask, tgt_mask, need_weights)
-            y = y + self._cross_attend(self.norm2(y), memory, memory_key_padding_mask, need_weights)
+            y = y + self._self_attend(
+                self.norm1(y), tgt_key_padding_mask, tgt_mask, need_weights
+            )
+            y = y + self._cross_attend(
+                self.norm2(y), memory, memory_key_padding_mask, need_weights
+            )
             return y + self.dropout3(self.feed_forward(self.norm3(y)))
-        y = self.norm1(y + self._self_attend(y, tgt_key_padding_mask, tgt_mask, need_weights))
-        y = self.norm2(y + self._cross_attend(y, memory, memory_key_padding_mask, need_weights))
+        y = self.norm1(
+            y + self._self_attend(y, tgt_key_padding_mask, tgt_mask, need_weights)
+        )
+        y = self.norm2(
+            y + self._cross_attend(y, memory, memory_key_padding_mask, need_weights)
+        )
         return self.norm3(y + self.dropout3(self.feed_forward(y)))
 
     @torch.no_grad()
@@ -165,7 +228,7 @@ class TransformerConfig:
     d_ff: int = 512
     dropout: float = 0.1
     max_len: int = 128
-    norm_first: bool = False   # False: post-LN, as in the paper
+    norm_first: bool = False  # False: post-LN, as in the paper
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
@@ -182,13 +245,21 @@ class Seq2SeqTransformer(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = c = config
-        self.src_embedding = nn.Embedding(c.src_vocab_size, c.d_model, padding_idx=c.pad_id)
-        self.tgt_embedding = nn.Embedding(c.tgt_vocab_size, c.d_model, padding_idx=c.pad_id)
+        self.src_embedding = nn.Embedding(
+            c.src_vocab_size, c.d_model, padding_idx=c.pad_id
+        )
+        self.tgt_embedding = nn.Embedding(
+            c.tgt_vocab_size, c.d_model, padding_idx=c.pad_id
+        )
         self.positions = SinusoidalPositionalEncoding(c.d_model, c.max_len, c.dropout)
-        self.encoder = nn.ModuleList(EncoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, c.norm_first)
-                                     for _ in range(c.num_encoder_layers))
-        self.decoder = nn.ModuleList(DecoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, c.norm_first)
-                                     for _ in range(c.num_decoder_layers))
+        self.encoder = nn.ModuleList(
+            EncoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, c.norm_first)
+            for _ in range(c.num_encoder_layers)
+        )
+        self.decoder = nn.ModuleList(
+            DecoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, c.norm_first)
+            for _ in range(c.num_decoder_layers)
+        )
         # pre-LN stacks end with a LayerNorm (post-LN blocks already end with one)
         self.encoder_norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
@@ -197,25 +268,37 @@ class Seq2SeqTransformer(nn.Module):
         # size 1, like the coordinates of the positional encoding they are added to.
         self.embedding_scale = math.sqrt(c.d_model)
         for embedding in (self.src_embedding, self.tgt_embedding):
-            nn.init.normal_(embedding.weight, std=c.d_model ** -0.5)
+            nn.init.normal_(embedding.weight, std=c.d_model**-0.5)
             embedding.weight.data[c.pad_id] = 0.0
 
     # -- checks -------------------------------------------------------------------------
     def _check_ids(self, name: str, ids: torch.Tensor, vocab_size: int) -> None:
         check_tensor(name, ids, ndim=2, expected="(batch, tokens) of token ids")
         if ids.dtype not in (torch.long, torch.int32, torch.int64):
-            raise TypeError(f"{name} must hold integer token ids; got dtype {ids.dtype}")
+            raise TypeError(
+                f"{name} must hold integer token ids; got dtype {ids.dtype}"
+            )
         # reading the ids' values is free on the CPU; on a GPU it would stop it at every
         # step, and there the embedding's own device-side check reports a bad id
-        if ids.device.type == "cpu" and ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-            raise ValueError(f"{name} holds token ids outside the vocabulary [0, {vocab_size}): "
-                             f"min {ids.min().item()}, max {ids.max().item()}")
+        if (
+            ids.device.type == "cpu"
+            and ids.numel()
+            and (ids.min() < 0 or ids.max() >= vocab_size)
+        ):
+            raise ValueError(
+                f"{name} holds token ids outside the vocabulary [0, {vocab_size}): "
+                f"min {ids.min().item()}, max {ids.max().item()}"
+            )
         if ids.shape[1] > self.config.max_len:
-            raise ValueError(f"{name} has {ids.shape[1]} tokens but the positional table only "
-                             f"{self.config.max_len} (config.max_len)")
+            raise ValueError(
+                f"{name} has {ids.shape[1]} tokens but the positional table only "
+                f"{self.config.max_len} (config.max_len)"
+            )
 
     # -- the two halves -----------------------------------------------------------------
-    def encode(self, src: torch.Tensor, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, src: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """src (B, S) ids -> memory (B, S, D) and the source padding mask (B, S)."""
         self._check_ids("src", src, self.config.src_vocab_size)
         src_real = src != self.config.pad_id
@@ -224,8 +307,14 @@ class Seq2SeqTransformer(nn.Module):
             x = block(x, key_padding_mask=src_real, need_weights=need_weights)
         return self.encoder_norm(x), src_real
 
-    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_real: torch.Tensor,
-               need_weights: bool = False, causal: bool = True) -> torch.Tensor:
+    def decode(
+        self,
+        tgt_in: torch.Tensor,
+        memory: torch.Tensor,
+        src_real: torch.Tensor,
+        need_weights: bool = False,
+        causal: bool = True,
+    ) -> torch.Tensor:
         """tgt_in (B, T) ids (starting with <bos>), memory (B, S, D) -> logits (B, T, V).
 
         ``causal=False`` removes the causal mask -- only to show why it is needed."""
@@ -234,24 +323,39 @@ class Seq2SeqTransformer(nn.Module):
         mask = causal_mask(tgt_in.shape[1], tgt_in.device) if causal else None
         y = self.positions(self.tgt_embedding(tgt_in) * self.embedding_scale)
         for block in self.decoder:
-            y = block(y, memory, tgt_mask=mask, tgt_key_padding_mask=tgt_real,
-                      memory_key_padding_mask=src_real, need_weights=need_weights)
+            y = block(
+                y,
+                memory,
+                tgt_mask=mask,
+                tgt_key_padding_mask=tgt_real,
+                memory_key_padding_mask=src_real,
+                need_weights=need_weights,
+            )
         return self.output(self.decoder_norm(y))
 
-    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, need_weights: bool = False,
-                causal: bool = True) -> torch.Tensor:
+    def forward(
+        self,
+        src: torch.Tensor,
+        tgt_in: torch.Tensor,
+        need_weights: bool = False,
+        causal: bool = True,
+    ) -> torch.Tensor:
         """Teacher forcing: src (B, S), tgt_in (B, T) -> logits (B, T, V)."""
         if src.shape[0] != tgt_in.shape[0]:
-            raise ValueError(f"src {shape_str(src)} and tgt_in {shape_str(tgt_in)} must have the same batch size")
+            raise ValueError(
+                f"src {shape_str(src)} and tgt_in {shape_str(tgt_in)} must have the same batch size"
+            )
         memory, src_real = self.encode(src, need_weights)
         return self.decode(tgt_in, memory, src_real, need_weights, causal)
 
     def attention_maps(self) -> dict[str, list[torch.Tensor]]:
         """Weights of the last call with ``need_weights=True``, one (B, H, n_q, n_k) tensor
         per layer: ``encoder``, ``decoder_self`` and ``decoder_cross``."""
-        return {"encoder": [b.attention_weights for b in self.encoder],
-                "decoder_self": [b.self_attention_weights for b in self.decoder],
-                "decoder_cross": [b.cross_attention_weights for b in self.decoder]}
+        return {
+            "encoder": [b.attention_weights for b in self.encoder],
+            "decoder_self": [b.self_attention_weights for b in self.decoder],
+            "decoder_cross": [b.cross_attention_weights for b in self.decoder],
+        }
 
     # -- generation ---------------------------------------------------------------------
     @torch.no_grad()
@@ -265,7 +369,7 @@ class Seq2SeqTransformer(nn.Module):
         tokens = torch.full((batch, 1), c.bos_id, dtype=torch.long, device=src.device)
         done = torch.zeros(batch, dtype=torch.bool, device=src.device)
         for _ in range(min(max_len, c.max_len - 1)):
-            logits = self.decode(tokens, memory, src_real)[:, -1]          # (B, V)
+            logits = self.decode(tokens, memory, src_real)[:, -1]  # (B, V)
             next_token = logits.argmax(-1).masked_fill(done, c.pad_id)
             tokens = torch.cat([tokens, next_token[:, None]], dim=1)
             done |= next_token == c.eos_id
@@ -274,27 +378,38 @@ class Seq2SeqTransformer(nn.Module):
         return tokens[:, 1:]
 
     @torch.no_grad()
-    def beam_search(self, src: torch.Tensor, beam_size: int = 4, max_len: int = 40,
-                    length_penalty: float = 0.6) -> torch.Tensor:
+    def beam_search(
+        self,
+        src: torch.Tensor,
+        beam_size: int = 4,
+        max_len: int = 40,
+        length_penalty: float = 0.6,
+    ) -> torch.Tensor:
         """Keep the ``beam_size`` best partial translations at every step; finish a beam at
         <eos>. Finished hypotheses are ranked by log-probability / length**length_penalty
         (length normalisation: without it, shorter outputs always win). Returns (B, L) ids
         like :meth:`greedy_decode`. With ``beam_size=1`` it is greedy decoding."""
         beam_size = check_size("beam_size", beam_size)
         if src.dim() == 2 and src.shape[0] == 0:
-            raise ValueError("src holds no sentence (batch size 0); give beam_search at least one")
+            raise ValueError(
+                "src holds no sentence (batch size 0); give beam_search at least one"
+            )
         c = self.config
         memory, src_real = self.encode(src)
         batch, k = src.shape[0], beam_size
-        memory = memory.repeat_interleave(k, dim=0)                         # (B*K, S, D)
+        memory = memory.repeat_interleave(k, dim=0)  # (B*K, S, D)
         src_real = src_real.repeat_interleave(k, dim=0)
-        tokens = torch.full((batch * k, 1), c.bos_id, dtype=torch.long, device=src.device)
+        tokens = torch.full(
+            (batch * k, 1), c.bos_id, dtype=torch.long, device=src.device
+        )
         scores = torch.zeros(batch, k, device=src.device)
-        scores[:, 1:] = -math.inf                                           # one live beam at first
-        lengths = torch.zeros(batch, k, device=src.device)                  # tokens incl. <eos>
+        scores[:, 1:] = -math.inf  # one live beam at first
+        lengths = torch.zeros(batch, k, device=src.device)  # tokens incl. <eos>
         done = torch.zeros(batch, k, dtype=torch.bool, device=src.device)
         for _ in range(min(max_len, c.max_len - 1)):
-            log_probs = self.decode(tokens, memory, src_real)[:, -1].log_softmax(-1)   # (B*K, V)
+            log_probs = self.decode(tokens, memory, src_real)[:, -1].log_softmax(
+                -1
+            )  # (B*K, V)
             vocab = log_probs.shape[-1]
             log_probs = log_probs.view(batch, k, vocab)
             # a finished beam can only be extended by <pad>, at no cost
@@ -302,15 +417,17 @@ class Seq2SeqTransformer(nn.Module):
             finished[..., c.pad_id] = 0.0
             log_probs = torch.where(done[..., None], finished, log_probs)
             candidates = (scores[..., None] + log_probs).view(batch, k * vocab)
-            scores, flat = candidates.topk(k, dim=-1)                        # (B, K)
+            scores, flat = candidates.topk(k, dim=-1)  # (B, K)
             parent, token = flat // vocab, flat % vocab
-            rows = (torch.arange(batch, device=src.device)[:, None] * k + parent).view(-1)
+            rows = (torch.arange(batch, device=src.device)[:, None] * k + parent).view(
+                -1
+            )
             tokens = torch.cat([tokens[rows], token.view(-1, 1)], dim=1)
             lengths = lengths.gather(1, parent) + (~done.gather(1, parent)).float()
             done = done.gather(1, parent) | (token == c.eos_id)
             if done.all():
                 break
         normalised = scores / lengths.clamp(min=1) ** length_penalty
-        best = normalised.argmax(-1)                                        # (B,)
+        best = normalised.argmax(-1)  # (B,)
         chosen = tokens.view(batch, k, -1)[torch.arange(batch, device=src.device), best]
         return chosen[:, 1:]

@@ -23,7 +23,13 @@ from torch import nn
 from ._checks import check_floating, check_tensor, shape_str
 from .transformer import EncoderBlock
 
-__all__ = ["patchify", "PatchEmbedding", "ViTConfig", "VisionTransformer", "attention_rollout"]
+__all__ = [
+    "patchify",
+    "PatchEmbedding",
+    "ViTConfig",
+    "VisionTransformer",
+    "attention_rollout",
+]
 
 
 def _check_images(images, patch_size: int) -> None:
@@ -33,8 +39,10 @@ def _check_images(images, patch_size: int) -> None:
         raise ValueError(f"patch_size must be a positive integer; got {patch_size!r}")
     height, width = images.shape[-2:]
     if height % patch_size or width % patch_size:
-        raise ValueError(f"images of {height} x {width} pixels cannot be cut into {patch_size} x {patch_size} "
-                         f"patches: height and width must be divisible by patch_size (pad or resize first)")
+        raise ValueError(
+            f"images of {height} x {width} pixels cannot be cut into {patch_size} x {patch_size} "
+            f"patches: height and width must be divisible by patch_size (pad or resize first)"
+        )
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -46,8 +54,8 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     _check_images(images, patch_size)
     b, c, h, w = images.shape
     p = patch_size
-    x = images.reshape(b, c, h // p, p, w // p, p)       # (B, C, rows, P, cols, P)
-    x = x.permute(0, 2, 4, 3, 5, 1)                       # (B, rows, cols, P, P, C)
+    x = images.reshape(b, c, h // p, p, w // p, p)  # (B, C, rows, P, cols, P)
+    x = x.permute(0, 2, 4, 3, 5, 1)  # (B, rows, cols, P, P, C)
     return x.reshape(b, (h // p) * (w // p), p * p * c)
 
 
@@ -62,19 +70,27 @@ class PatchEmbedding(nn.Module):
     def __init__(self, patch_size: int, in_channels: int, d_model: int):
         super().__init__()
         self.patch_size = patch_size
-        self.projection = nn.Conv2d(in_channels, d_model, kernel_size=patch_size, stride=patch_size)
+        self.projection = nn.Conv2d(
+            in_channels, d_model, kernel_size=patch_size, stride=patch_size
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, N, D)."""
         _check_images(images, self.patch_size)
         if images.shape[1] != self.projection.in_channels:
-            raise ValueError(f"images must have {self.projection.in_channels} channels; got {shape_str(images)}")
-        return self.projection(images).flatten(2).transpose(1, 2)   # (B, D, rows, cols) -> (B, N, D)
+            raise ValueError(
+                f"images must have {self.projection.in_channels} channels; got {shape_str(images)}"
+            )
+        return (
+            self.projection(images).flatten(2).transpose(1, 2)
+        )  # (B, D, rows, cols) -> (B, N, D)
 
     def as_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(E, b): the equivalent weight (D, P*P*C) and bias (D,) for ``patchify`` order."""
-        weight = self.projection.weight                             # (D, C, P, P)
-        return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1), self.projection.bias
+        weight = self.projection.weight  # (D, C, P, P)
+        return weight.permute(0, 2, 3, 1).reshape(
+            weight.shape[0], -1
+        ), self.projection.bias
 
 
 @dataclass
@@ -90,7 +106,7 @@ class ViTConfig:
     num_layers: int = 4
     mlp_ratio: int = 2
     dropout: float = 0.0
-    pool: str = "cls"            # "cls": read z_L^0; "mean": average the patch tokens
+    pool: str = "cls"  # "cls": read z_L^0; "mean": average the patch tokens
 
 
 class VisionTransformer(nn.Module):
@@ -107,18 +123,29 @@ class VisionTransformer(nn.Module):
         super().__init__()
         c = self.config = config
         if c.image_size % c.patch_size:
-            raise ValueError(f"image_size ({c.image_size}) must be divisible by patch_size ({c.patch_size})")
+            raise ValueError(
+                f"image_size ({c.image_size}) must be divisible by patch_size ({c.patch_size})"
+            )
         if c.pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean'; got {c.pool!r}")
         self.num_patches = (c.image_size // c.patch_size) ** 2
         self.patch_embedding = PatchEmbedding(c.patch_size, c.in_channels, c.d_model)
         self.class_token = nn.Parameter(torch.zeros(1, 1, c.d_model))
-        self.position_embedding = nn.Parameter(torch.randn(1, self.num_patches + 1, c.d_model) * 0.02)
+        self.position_embedding = nn.Parameter(
+            torch.randn(1, self.num_patches + 1, c.d_model) * 0.02
+        )
         self.dropout = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
-            EncoderBlock(c.d_model, c.num_heads, c.mlp_ratio * c.d_model, c.dropout,
-                         norm_first=True, activation="gelu")
-            for _ in range(c.num_layers))
+            EncoderBlock(
+                c.d_model,
+                c.num_heads,
+                c.mlp_ratio * c.d_model,
+                c.dropout,
+                norm_first=True,
+                activation="gelu",
+            )
+            for _ in range(c.num_layers)
+        )
         self.norm = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.num_classes)
         nn.init.trunc_normal_(self.class_token, std=0.02)
@@ -126,19 +153,25 @@ class VisionTransformer(nn.Module):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Equation (1): (B, C, H, W) -> z_0 (B, 1 + N, D)."""
         if tuple(images.shape[-2:]) != (self.config.image_size,) * 2:
-            raise ValueError(f"images must be {self.config.image_size} x {self.config.image_size} "
-                             f"(the position embeddings are learned for that size); got {shape_str(images)}")
-        patches = self.patch_embedding(images)                              # (B, N, D)
-        cls = self.class_token.expand(images.shape[0], -1, -1)              # (B, 1, D)
+            raise ValueError(
+                f"images must be {self.config.image_size} x {self.config.image_size} "
+                f"(the position embeddings are learned for that size); got {shape_str(images)}"
+            )
+        patches = self.patch_embedding(images)  # (B, N, D)
+        cls = self.class_token.expand(images.shape[0], -1, -1)  # (B, 1, D)
         return self.dropout(torch.cat([cls, patches], dim=1) + self.position_embedding)
 
-    def features(self, images: torch.Tensor, need_weights: bool = False) -> torch.Tensor:
+    def features(
+        self, images: torch.Tensor, need_weights: bool = False
+    ) -> torch.Tensor:
         """Equations (1)-(4): the image representation y (B, D), before the head."""
         z = self.embed(images)
-        for block in self.blocks:                                           # equations (2), (3)
+        for block in self.blocks:  # equations (2), (3)
             z = block(z, need_weights=need_weights)
         z = self.norm(z)
-        return z[:, 0] if self.config.pool == "cls" else z[:, 1:].mean(dim=1)   # equation (4)
+        return (
+            z[:, 0] if self.config.pool == "cls" else z[:, 1:].mean(dim=1)
+        )  # equation (4)
 
     def forward(self, images: torch.Tensor, need_weights: bool = False) -> torch.Tensor:
         """(B, C, H, W) -> class logits (B, num_classes)."""
@@ -150,7 +183,9 @@ class VisionTransformer(nn.Module):
         return [block.attention_weights for block in self.blocks]
 
 
-def attention_rollout(attentions: list[torch.Tensor], residual: bool = True) -> torch.Tensor:
+def attention_rollout(
+    attentions: list[torch.Tensor], residual: bool = True
+) -> torch.Tensor:
     """Attention rollout (Abnar & Zuidema, 2020): how much each input token flows into each
     output token through all layers.
 
@@ -160,14 +195,23 @@ def attention_rollout(attentions: list[torch.Tensor], residual: bool = True) -> 
     says where the [class] token's information comes from.
     """
     if not attentions:
-        raise ValueError("attentions must be a non-empty list of (batch, heads, tokens, tokens) tensors")
+        raise ValueError(
+            "attentions must be a non-empty list of (batch, heads, tokens, tokens) tensors"
+        )
     rollout = None
     if any(weights is None for weights in attentions):
-        raise ValueError("attentions holds None: the maps were taken from a forward pass without "
-                         "weights; run the model with need_weights=True first")
+        raise ValueError(
+            "attentions holds None: the maps were taken from a forward pass without "
+            "weights; run the model with need_weights=True first"
+        )
     for layer, weights in enumerate(attentions):
-        check_tensor(f"attentions[{layer}]", weights, ndim=4, expected="(batch, heads, tokens, tokens)")
-        a = weights.mean(dim=1)                                             # (B, T, T)
+        check_tensor(
+            f"attentions[{layer}]",
+            weights,
+            ndim=4,
+            expected="(batch, heads, tokens, tokens)",
+        )
+        a = weights.mean(dim=1)  # (B, T, T)
         if residual:
             a = 0.5 * a + 0.5 * torch.eye(a.shape[-1], device=a.device, dtype=a.dtype)
         a = a / a.sum(dim=-1, keepdim=True)

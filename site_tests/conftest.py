@@ -20,7 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("SITE_DIR", ROOT / "_book" / "html"))
-EXECUTED = ROOT / "_book" / "exec" / "book"      # the notebooks as executed for this build
+EXECUTED = ROOT / "_book" / "exec" / "book"  # the notebooks as executed for this build
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "_book" / "screenshots"))
 
 
@@ -64,10 +64,16 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def chromium_path() -> str:
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    path = (
+        os.environ.get("CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
     if not path:
-        pytest.fail("Chromium not found: install Debian's chromium (apt-get install chromium) "
-                    "or set CHROMIUM to its path")
+        pytest.fail(
+            "Chromium not found: install Debian's chromium (apt-get install chromium) "
+            "or set CHROMIUM to its path"
+        )
     return path
 
 
@@ -76,8 +82,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(),
-                                             args=["--no-sandbox", "--disable-gpu"])
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"]
+        )
         yield browser
         browser.close()
 

@@ -24,7 +24,9 @@ CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
 
 def record(stem: str) -> dict:
     path = RESULTS / f"{stem}.json"
-    assert path.exists(), f"{stem} recorded no results in {RESULTS}; build the book first"
+    assert path.exists(), (
+        f"{stem} recorded no results in {RESULTS}; build the book first"
+    )
     return json.loads(path.read_text())
 
 
@@ -38,4 +40,6 @@ def test_every_chapter_recorded_a_quick_profile_run(stem):
 def test_training_time_is_inside_its_budget(stem):
     budget = results_page.TIME_BUDGETS[stem]
     seconds = record(stem)["metrics"]["train_seconds"]
-    assert seconds <= budget, f"{stem} trained for {seconds:.0f} s; its budget on CI's CPU is {budget} s"
+    assert seconds <= budget, (
+        f"{stem} trained for {seconds:.0f} s; its budget on CI's CPU is {budget} s"
+    )

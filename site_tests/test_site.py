@@ -36,8 +36,10 @@ def open_page(page, base_url: str, path: str):
     page.route("**/*", route)
     page.goto(f"{base_url}/{path}", wait_until="load")
     if page.locator("span.math, div.math").count():
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                               timeout=30_000)
+        page.wait_for_function(
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+            timeout=30_000,
+        )
         page.evaluate("() => MathJax.startup.promise")
     return page
 
@@ -49,7 +51,9 @@ def figure_outputs(notebook: dict) -> int:
         tags = cell.get("metadata", {}).get("tags", [])
         if cell["cell_type"] != "code" or {"remove-cell", "remove-output"} & set(tags):
             continue
-        count += sum("image/png" in output.get("data", {}) for output in cell.get("outputs", []))
+        count += sum(
+            "image/png" in output.get("data", {}) for output in cell.get("outputs", [])
+        )
     return count
 
 
@@ -57,21 +61,33 @@ def figure_outputs(notebook: dict) -> int:
 def test_page_renders_completely(page, base_url, page_name):
     open_page(page, base_url, f"{page_name}.html")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{Path(page_name).name}.png"), full_page=True)
+    page.screenshot(
+        path=str(SCREENSHOTS / f"{Path(page_name).name}.png"), full_page=True
+    )
 
     assert page.errors == [], f"script errors: {page.errors}"
-    assert page.external == [], f"requests leaving localhost (the book must work offline): {page.external}"
+    assert page.external == [], (
+        f"requests leaving localhost (the book must work offline): {page.external}"
+    )
     assert page.failed_requests == [], f"failed requests: {page.failed_requests}"
-    broken = page.evaluate("() => Array.from(document.images)"
-                           ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+    broken = page.evaluate(
+        "() => Array.from(document.images)"
+        ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+    )
     assert broken == [], f"images that did not load: {broken}"
 
     maths = page.locator("span.math, div.math").count()
-    untypeset = page.evaluate("() => Array.from(document.querySelectorAll('span.math, div.math'))"
-                              ".filter(e => !e.querySelector('mjx-container')).map(e => e.textContent)")
-    assert untypeset == [], f"{len(untypeset)} of {maths} formulas not typeset, e.g. {untypeset[:3]}"
-    errors = page.evaluate("() => Array.from(document.querySelectorAll('mjx-merror'))"
-                           ".map(e => e.getAttribute('data-mjx-error') || e.textContent)")
+    untypeset = page.evaluate(
+        "() => Array.from(document.querySelectorAll('span.math, div.math'))"
+        ".filter(e => !e.querySelector('mjx-container')).map(e => e.textContent)"
+    )
+    assert untypeset == [], (
+        f"{len(untypeset)} of {maths} formulas not typeset, e.g. {untypeset[:3]}"
+    )
+    errors = page.evaluate(
+        "() => Array.from(document.querySelectorAll('mjx-merror'))"
+        ".map(e => e.getAttribute('data-mjx-error') || e.textContent)"
+    )
     assert errors == [], f"TeX errors: {errors}"
 
     if page_name in chapter_pages():
@@ -79,11 +95,14 @@ def test_page_renders_completely(page, base_url, page_name):
         expected = figure_outputs(executed_notebook(page_name))
         assert expected > 0, "the executed notebook has no figures: was it executed?"
         shown = page.locator("div.cell_output img").count()
-        assert shown == expected, f"{expected} figures in the executed notebook, {shown} on the page"
+        assert shown == expected, (
+            f"{expected} figures in the executed notebook, {shown} on the page"
+        )
         uncaptioned = page.evaluate(
             "() => Array.from(document.querySelectorAll('div.cell_output img'))"
             ".filter(i => !(i.closest('figure') && i.closest('figure').querySelector('figcaption')"
-            " && i.closest('figure').querySelector('figcaption').textContent.trim().length > 10)).length")
+            " && i.closest('figure').querySelector('figcaption').textContent.trim().length > 10)).length"
+        )
         assert uncaptioned == 0, f"{uncaptioned} figures without a caption"
 
 
@@ -92,10 +111,17 @@ def test_launch_and_download_buttons(page, base_url, site, page_name):
     open_page(page, base_url, f"{page_name}.html")
     repository = urlsplit(CONFIG["repository"]["url"]).path.strip("/")
     branch = CONFIG["repository"]["branch"]
-    expected = (f"{CONFIG['launch_buttons']['colab_url']}/github/{repository}/blob/{branch}/"
-                f"{page_name}.ipynb")
-    colab = [a.get_attribute("href") for a in page.locator("a[href*='colab.research.google.com']").all()]
-    assert colab == [expected], f"Colab launch buttons {colab}; expected exactly {expected}"
+    expected = (
+        f"{CONFIG['launch_buttons']['colab_url']}/github/{repository}/blob/{branch}/"
+        f"{page_name}.ipynb"
+    )
+    colab = [
+        a.get_attribute("href")
+        for a in page.locator("a[href*='colab.research.google.com']").all()
+    ]
+    assert colab == [expected], (
+        f"Colab launch buttons {colab}; expected exactly {expected}"
+    )
     assert (ROOT / f"{page_name}.ipynb").exists()
 
     download = page.locator("a.btn-download-source-button")
@@ -119,27 +145,33 @@ def test_solutions_start_collapsed_and_open_on_click(page, base_url, page_name):
 
     code_solutions = page.locator("div.tag_hide-input details")
     assert code_solutions.count() > 0, "no collapsed code solutions found"
-    assert not any(d.get_attribute("open") is not None for d in code_solutions.all()), \
+    assert not any(d.get_attribute("open") is not None for d in code_solutions.all()), (
         "a code solution is expanded by default"
+    )
 
 
 def test_search_finds_attention(page, base_url):
     open_page(page, base_url, "search.html?q=attention")
     results = page.locator("#search-results li")
     results.first.wait_for(timeout=30_000)
-    links = [a.get_attribute("href") for a in page.locator("#search-results li a").all()]
+    links = [
+        a.get_attribute("href") for a in page.locator("#search-results li a").all()
+    ]
     assert any("02_scoring_functions" in href for href in links), links[:10]
 
 
 def test_internal_links_and_anchors_resolve(site):
-    pages = [p for p in site.rglob("*.html") if not {"_static", "_sources"} & set(p.parts)]
+    pages = [
+        p for p in site.rglob("*.html") if not {"_static", "_sources"} & set(p.parts)
+    ]
     ids: dict[Path, set[str]] = {}
 
     def anchors(path: Path) -> set[str]:
         if path not in ids:
             soup = BeautifulSoup(path.read_text(), "html.parser")
-            ids[path] = {tag["id"] for tag in soup.find_all(id=True)} | \
-                        {tag["name"] for tag in soup.find_all("a", attrs={"name": True})}
+            ids[path] = {tag["id"] for tag in soup.find_all(id=True)} | {
+                tag["name"] for tag in soup.find_all("a", attrs={"name": True})
+            }
         return ids[path]
 
     broken = []
@@ -151,13 +183,19 @@ def test_internal_links_and_anchors_resolve(site):
             if not url or urlsplit(url).scheme or url.startswith("//"):
                 continue
             parts = urlsplit(url)
-            target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
+            target = (
+                (path.parent / unquote(parts.path)).resolve() if parts.path else path
+            )
             if target.is_dir():
                 target = target / "index.html"
             checked += 1
             if not target.exists():
                 broken.append(f"{path.relative_to(site)} -> {url} (missing file)")
-            elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in anchors(target):
+            elif (
+                parts.fragment
+                and target.suffix == ".html"
+                and unquote(parts.fragment) not in anchors(target)
+            ):
                 broken.append(f"{path.relative_to(site)} -> {url} (missing anchor)")
     assert checked > 100
     assert broken == [], "\n".join(broken[:30])
@@ -170,7 +208,12 @@ def test_glossary_and_references_resolve(page, base_url):
     assert "注意力汇聚" in page.content() and "动量编码器" in page.content()
     assert page.locator("table tbody a[href*='.html#']").count() >= rows.count()
     open_page(page, base_url, "book/references.html")
-    cited = {line.split("{", 1)[1].split(",", 1)[0]
-             for line in (ROOT / "references.bib").read_text().splitlines() if line.startswith("@")}
-    entries = page.locator("div.citation")          # sphinxcontrib-bibtex: one per entry
-    assert entries.count() == len(cited), f"{entries.count()} references shown, {len(cited)} in references.bib"
+    cited = {
+        line.split("{", 1)[1].split(",", 1)[0]
+        for line in (ROOT / "references.bib").read_text().splitlines()
+        if line.startswith("@")
+    }
+    entries = page.locator("div.citation")  # sphinxcontrib-bibtex: one per entry
+    assert entries.count() == len(cited), (
+        f"{entries.count()} references shown, {len(cited)} in references.bib"
+    )

@@ -29,28 +29,43 @@ NUMPY_KERNELS = {
 @pytest.mark.parametrize("h", [0.3, 1.0, 2.5])
 def test_nadaraya_watson_matches_the_formula(name, h):
     g = torch.Generator().manual_seed(0)
-    keys, values = torch.rand(30, generator=g, dtype=torch.float64) * 5, torch.randn(30, generator=g, dtype=torch.float64)
+    keys, values = (
+        torch.rand(30, generator=g, dtype=torch.float64) * 5,
+        torch.randn(30, generator=g, dtype=torch.float64),
+    )
     queries = torch.rand(12, generator=g, dtype=torch.float64) * 5
-    predictions, weights = attention.nadaraya_watson(queries, keys, values, h, kernel=name)
-    expected = nadaraya_watson_numpy(queries.numpy(), keys.numpy(), values.numpy(), h, NUMPY_KERNELS[name])
+    predictions, weights = attention.nadaraya_watson(
+        queries, keys, values, h, kernel=name
+    )
+    expected = nadaraya_watson_numpy(
+        queries.numpy(), keys.numpy(), values.numpy(), h, NUMPY_KERNELS[name]
+    )
     np.testing.assert_allclose(predictions.numpy(), expected, rtol=1e-10, atol=1e-12)
     assert weights.shape == (12, 30)
     assert (weights >= 0).all()
     reached = weights.sum(-1) > 0
-    torch.testing.assert_close(weights.sum(-1)[reached], torch.ones(int(reached.sum()), dtype=torch.float64))
+    torch.testing.assert_close(
+        weights.sum(-1)[reached], torch.ones(int(reached.sum()), dtype=torch.float64)
+    )
 
 
 def test_kernels_match_their_definitions():
     u = torch.linspace(-2, 2, 81, dtype=torch.float64)
     for name, fn in NUMPY_KERNELS.items():
-        np.testing.assert_allclose(attention.KERNELS[name](u).numpy(), [fn(x) for x in u.tolist()])
+        np.testing.assert_allclose(
+            attention.KERNELS[name](u).numpy(), [fn(x) for x in u.tolist()]
+        )
 
 
 def test_each_kernel_integrates_to_one():
     u = torch.linspace(-10, 10, 200001, dtype=torch.float64)
     for name, kernel in attention.KERNELS.items():
         area = torch.trapezoid(kernel(u), u).item()
-        target = math.sqrt(2 * math.pi) if name == "gaussian" else (2.0 if name == "boxcar" else 1.0)
+        target = (
+            math.sqrt(2 * math.pi)
+            if name == "gaussian"
+            else (2.0 if name == "boxcar" else 1.0)
+        )
         assert area == pytest.approx(target, rel=1e-3), name
 
 
@@ -61,37 +76,57 @@ def test_vector_values_are_pooled_per_feature():
     predictions, weights = attention.nadaraya_watson(queries, keys, values, 0.5)
     assert predictions.shape == (3, 4)
     for j in range(4):
-        torch.testing.assert_close(predictions[:, j], attention.nadaraya_watson(queries, keys, values[:, j], 0.5)[0])
+        torch.testing.assert_close(
+            predictions[:, j],
+            attention.nadaraya_watson(queries, keys, values[:, j], 0.5)[0],
+        )
 
 
 def test_gaussian_pooling_does_not_underflow_for_tiny_bandwidths():
     keys = torch.tensor([0.0, 1.0, 2.0])
     values = torch.tensor([10.0, 20.0, 30.0])
-    predictions, weights = attention.nadaraya_watson(torch.tensor([0.9, 5.0]), keys, values, 1e-3)
+    predictions, weights = attention.nadaraya_watson(
+        torch.tensor([0.9, 5.0]), keys, values, 1e-3
+    )
     assert torch.isfinite(predictions).all()
-    torch.testing.assert_close(predictions, torch.tensor([20.0, 30.0]))  # the nearest key wins
+    torch.testing.assert_close(
+        predictions, torch.tensor([20.0, 30.0])
+    )  # the nearest key wins
 
 
 def test_compact_kernel_with_no_key_in_reach_gives_zero_weights_not_nan():
-    predictions, weights = attention.nadaraya_watson(torch.tensor([10.0]), torch.tensor([0.0, 1.0]),
-                                                     torch.tensor([1.0, 2.0]), 0.5, kernel="boxcar")
+    predictions, weights = attention.nadaraya_watson(
+        torch.tensor([10.0]),
+        torch.tensor([0.0, 1.0]),
+        torch.tensor([1.0, 2.0]),
+        0.5,
+        kernel="boxcar",
+    )
     assert torch.equal(weights, torch.zeros(1, 2)) and predictions.item() == 0.0
 
 
 def test_large_bandwidth_is_average_pooling():
     g = torch.Generator().manual_seed(2)
     keys, values = torch.rand(20, generator=g), torch.randn(20, generator=g)
-    predictions, _ = attention.nadaraya_watson(torch.rand(5, generator=g), keys, values, 1e6)
+    predictions, _ = attention.nadaraya_watson(
+        torch.rand(5, generator=g), keys, values, 1e6
+    )
     torch.testing.assert_close(predictions, values.mean().expand(5))
 
 
 def test_parametric_equals_nonparametric_with_bandwidth_one_over_w():
     g = torch.Generator().manual_seed(3)
-    keys, values, queries = torch.rand(15, generator=g) * 5, torch.randn(15, generator=g), torch.rand(6, generator=g) * 5
+    keys, values, queries = (
+        torch.rand(15, generator=g) * 5,
+        torch.randn(15, generator=g),
+        torch.rand(6, generator=g) * 5,
+    )
     model = attention.ParametricNadarayaWatson(init_w=2.5)
     with torch.no_grad():
-        torch.testing.assert_close(model(queries, keys, values),
-                                   attention.nadaraya_watson(queries, keys, values, 1 / 2.5)[0])
+        torch.testing.assert_close(
+            model(queries, keys, values),
+            attention.nadaraya_watson(queries, keys, values, 1 / 2.5)[0],
+        )
     assert model.attention_weights.shape == (6, 15)
 
 
@@ -108,13 +143,32 @@ def test_exclude_self_gives_each_training_point_zero_weight_on_itself():
         model(x[:3], x, y, exclude_self=True)
 
 
-@pytest.mark.parametrize("args, error, message", [
-    ((torch.rand(3, 1), torch.rand(4), torch.rand(4)), ValueError, r"queries must have 1 dimensions \(n_q,\)"),
-    ((torch.rand(3), torch.rand(4, 2), torch.rand(4)), ValueError, r"keys must have 1 dimensions \(n_k,\)"),
-    ((torch.rand(3), torch.rand(4), torch.rand(5)), ValueError, "one row per key"),
-    ((torch.rand(3), torch.rand(4), [1, 2, 3, 4]), TypeError, "values must be a torch.Tensor"),
-    ((torch.arange(3), torch.rand(4), torch.rand(4)), TypeError, "queries must be a floating-point"),
-])
+@pytest.mark.parametrize(
+    "args, error, message",
+    [
+        (
+            (torch.rand(3, 1), torch.rand(4), torch.rand(4)),
+            ValueError,
+            r"queries must have 1 dimensions \(n_q,\)",
+        ),
+        (
+            (torch.rand(3), torch.rand(4, 2), torch.rand(4)),
+            ValueError,
+            r"keys must have 1 dimensions \(n_k,\)",
+        ),
+        ((torch.rand(3), torch.rand(4), torch.rand(5)), ValueError, "one row per key"),
+        (
+            (torch.rand(3), torch.rand(4), [1, 2, 3, 4]),
+            TypeError,
+            "values must be a torch.Tensor",
+        ),
+        (
+            (torch.arange(3), torch.rand(4), torch.rand(4)),
+            TypeError,
+            "queries must be a floating-point",
+        ),
+    ],
+)
 def test_bad_inputs_name_the_argument(args, error, message):
     with pytest.raises(error, match=message):
         attention.nadaraya_watson(*args)

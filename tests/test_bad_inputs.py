@@ -11,8 +11,12 @@ from course_lib import attention, cnn, data, detr, moco, transformer, vit
 
 
 def test_a_string_is_not_a_list_of_sentences():
-    task = data.make_number_translation(n_train=50, n_test=10, n_valid=0, max_number=1000)
-    with pytest.raises(TypeError, match=r"list of sentences; got one string.*\[sentence\]"):
+    task = data.make_number_translation(
+        n_train=50, n_test=10, n_valid=0, max_number=1000
+    )
+    with pytest.raises(
+        TypeError, match=r"list of sentences; got one string.*\[sentence\]"
+    ):
         task.encode_source("forty-two")
     with pytest.raises(TypeError, match="list of sentences"):
         task.encode_target("quarante-deux")
@@ -21,14 +25,18 @@ def test_a_string_is_not_a_list_of_sentences():
 
 def detection_outputs(batch=1, queries=3, num_classes=10):
     g = torch.Generator().manual_seed(0)
-    return {"pred_logits": torch.randn(batch, queries, num_classes + 1, generator=g),
-            "pred_boxes": torch.rand(batch, queries, 4, generator=g) * 0.5 + 0.25}
+    return {
+        "pred_logits": torch.randn(batch, queries, num_classes + 1, generator=g),
+        "pred_boxes": torch.rand(batch, queries, 4, generator=g) * 0.5 + 0.25,
+    }
 
 
 @pytest.mark.parametrize("label", [10, 11, -1])
 def test_set_criterion_refuses_labels_outside_the_classes(label):
     criterion = detr.SetCriterion(num_classes=10)
-    target = [{"labels": torch.tensor([label]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}]
+    target = [
+        {"labels": torch.tensor([label]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}
+    ]
     with pytest.raises(ValueError, match=r"labels must lie in 0 \.\. 9.*'no object'"):
         criterion(detection_outputs(), target)
 
@@ -36,14 +44,23 @@ def test_set_criterion_refuses_labels_outside_the_classes(label):
 def test_set_criterion_reports_non_finite_predictions_as_a_divergence():
     outputs = detection_outputs()
     outputs["pred_logits"][0, 0, 0] = float("nan")
-    target = [{"labels": torch.tensor([3]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}]
+    target = [
+        {"labels": torch.tensor([3]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}
+    ]
     with pytest.raises(FloatingPointError, match="training diverged.*learning rate"):
         detr.SetCriterion(num_classes=10)(outputs, target)
 
 
 def tiny_translator():
-    config = transformer.TransformerConfig(src_vocab_size=11, tgt_vocab_size=13, d_model=16, num_heads=2,
-                                           num_encoder_layers=1, num_decoder_layers=1, d_ff=32)
+    config = transformer.TransformerConfig(
+        src_vocab_size=11,
+        tgt_vocab_size=13,
+        d_model=16,
+        num_heads=2,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        d_ff=32,
+    )
     return transformer.Seq2SeqTransformer(config).eval()
 
 
@@ -58,7 +75,10 @@ def test_integer_like_sizes_are_accepted(size):
     assert attention.padding_mask(lengths, size).shape == (2, 5)
     assert transformer.causal_mask(size).shape == (5, 5)
     assert attention.sinusoidal_positional_encoding(size, 4).shape == (5, 4)
-    assert tiny_translator().beam_search(torch.full((1, 3), 5), beam_size=size).shape[0] == 1
+    assert (
+        tiny_translator().beam_search(torch.full((1, 3), 5), beam_size=size).shape[0]
+        == 1
+    )
 
 
 def test_padding_mask_takes_lengths_max_directly():
@@ -104,9 +124,11 @@ def test_canvases_refuse_a_minimum_size_above_the_maximum():
 
 
 def test_attention_rollout_of_maps_taken_without_weights_says_what_to_do():
-    model = vit.VisionTransformer(vit.ViTConfig(image_size=8, patch_size=4, d_model=8, num_heads=2, num_layers=2))
+    model = vit.VisionTransformer(
+        vit.ViTConfig(image_size=8, patch_size=4, d_model=8, num_heads=2, num_layers=2)
+    )
     with torch.no_grad():
-        model(torch.rand(1, 1, 8, 8))                       # need_weights=False
+        model(torch.rand(1, 1, 8, 8))  # need_weights=False
     with pytest.raises(ValueError, match="need_weights=True"):
         vit.attention_rollout(model.attention_maps())
 
@@ -115,18 +137,31 @@ def test_attention_rollout_of_maps_taken_without_weights_says_what_to_do():
 def test_a_masked_out_key_holding_nan_changes_neither_attention_path(poison):
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 4, generator=g) for _ in range(3))
-    mask = torch.tensor([True, True, False])[None, None, :].expand(2, 3, 3)   # key 2 is padding
+    mask = torch.tensor([True, True, False])[None, None, :].expand(
+        2, 3, 3
+    )  # key 2 is padding
     clean = attention.scaled_dot_product_attention(q, k, v, mask)[0]
     k, v = k.clone(), v.clone()
     (k if poison == "key" else v)[:, 2] = float("nan")
-    torch.testing.assert_close(attention.scaled_dot_product_attention(q, k, v, mask)[0], clean)
+    torch.testing.assert_close(
+        attention.scaled_dot_product_attention(q, k, v, mask)[0], clean
+    )
     torch.testing.assert_close(attention.fused_attention(q, k, v, mask), clean)
 
 
 def test_detr_reads_the_channels_from_its_backbone():
     backbone = cnn.SmallCNN(1, widths=(8, 12), num_classes=0)
-    model = detr.DETR(backbone, detr.DETRConfig(num_queries=3, d_model=16, num_heads=2, d_ff=32,
-                                                num_encoder_layers=1, num_decoder_layers=1))
+    model = detr.DETR(
+        backbone,
+        detr.DETRConfig(
+            num_queries=3,
+            d_model=16,
+            num_heads=2,
+            d_ff=32,
+            num_encoder_layers=1,
+            num_decoder_layers=1,
+        ),
+    )
     assert model.input_projection.in_channels == 12
     with pytest.raises(TypeError, match="feature_map.*out_channels"):
         detr.DETR(nn.Linear(2, 2), model.config)
@@ -135,7 +170,9 @@ def test_detr_reads_the_channels_from_its_backbone():
 def test_decoder_block_takes_an_activation_as_the_encoder_block_does():
     torch.manual_seed(0)
     ours = transformer.DecoderBlock(16, 2, 32, dropout=0.0, activation="gelu")
-    theirs = nn.TransformerDecoderLayer(16, 2, 32, dropout=0.0, activation="gelu", batch_first=True)
+    theirs = nn.TransformerDecoderLayer(
+        16, 2, 32, dropout=0.0, activation="gelu", batch_first=True
+    )
     ours.load_from_torch(theirs)
     y, memory = torch.randn(2, 3, 16), torch.randn(2, 4, 16)
     torch.testing.assert_close(ours(y, memory), theirs(y, memory))

@@ -43,16 +43,22 @@ def test_there_are_notebooks():
 def test_toc_and_book_folder_list_the_same_pages():
     listed = toc_files()
     for entry in listed:
-        assert (ROOT / f"{entry}.ipynb").exists() or (ROOT / f"{entry}.md").exists(), f"{entry} in _toc.yml does not exist"
+        assert (ROOT / f"{entry}.ipynb").exists() or (ROOT / f"{entry}.md").exists(), (
+            f"{entry} in _toc.yml does not exist"
+        )
     pages = {f"book/{p.stem}" for p in BOOK.iterdir() if p.suffix in (".ipynb", ".md")}
-    assert pages == set(listed), f"only in book/: {pages - set(listed)}; only in _toc.yml: {set(listed) - pages}"
+    assert pages == set(listed), (
+        f"only in book/: {pages - set(listed)}; only in _toc.yml: {set(listed) - pages}"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 class TestNotebook:
     def test_outputs_are_stripped(self, path):
         for cell in cells(path, "code"):
-            assert cell["outputs"] == [] and cell["execution_count"] is None, text(cell)[:80]
+            assert cell["outputs"] == [] and cell["execution_count"] is None, text(
+                cell
+            )[:80]
 
     def test_kernel_is_python3(self, path):
         nb = json.loads(path.read_text())
@@ -62,9 +68,12 @@ class TestNotebook:
     def test_colab_badge_on_top(self, path):
         first = cells(path)[0]
         assert first["cell_type"] == "markdown"
-        assert text(first) == nbtools.badge_cell_source(path), \
+        assert text(first) == nbtools.badge_cell_source(path), (
             "run `python -m tools.notebooks set-repo` to regenerate the badge"
-        assert "remove-cell" in first["metadata"].get("tags", []), "the book has its own launch button"
+        )
+        assert "remove-cell" in first["metadata"].get("tags", []), (
+            "the book has its own launch button"
+        )
 
     def test_title_follows(self, path):
         second = cells(path)[1]
@@ -72,24 +81,30 @@ class TestNotebook:
 
     def test_first_code_cell_is_the_shared_setup_cell(self, path):
         first_code = cells(path, "code")[0]
-        assert text(first_code) == nbtools.setup_cell_source(), \
+        assert text(first_code) == nbtools.setup_cell_source(), (
             "run `python -m tools.notebooks set-repo` to regenerate the setup cell"
+        )
 
     def test_hidden_outcome_cell_records_and_asserts(self, path):
         outcome = cells(path, "code")[-1]
         assert "remove-cell" in outcome["metadata"].get("tags", [])
-        assert re.search(rf'course_lib\.record\(\s*"{path.stem}"', text(outcome)), \
+        assert re.search(rf'course_lib\.record\(\s*"{path.stem}"', text(outcome)), (
             f'the outcome cell must call course_lib.record("{path.stem}", ...)'
-        assert re.search(r"^if not cfg\.smoke", text(outcome), re.M), \
+        )
+        assert re.search(r"^if not cfg\.smoke", text(outcome), re.M), (
             "the outcome cell asserts its results only outside a smoke run: `if not cfg.smoke:`"
-        assert re.search(r"^\s+assert ", text(outcome), re.M), "the outcome cell must assert the headline numbers"
+        )
+        assert re.search(r"^\s+assert ", text(outcome), re.M), (
+            "the outcome cell must assert the headline numbers"
+        )
 
     def test_no_notebook_asserts_a_wall_clock_time(self, path):
         for cell in cells(path, "code"):
             for line in text(cell).splitlines():
                 if line.strip().startswith("assert"):
-                    assert not re.search(r"seconds|time", line), \
+                    assert not re.search(r"seconds|time", line), (
                         f"a slow laptop must not fail a chapter; CI checks times from the records: {line}"
+                    )
 
     def test_never_redefines_a_name_it_imports_from_course_lib(self, path):
         """A notebook calls the library through its modules (``attention.``, ``vit.``); a cell
@@ -100,25 +115,46 @@ class TestNotebook:
         for cell in cells(path, "code"):
             tree = ast.parse(text(cell))
             for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("course_lib"):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "course_lib"
+                ):
                     imported |= {alias.asname or alias.name for alias in node.names}
                 elif isinstance(node, ast.Import):
-                    imported |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name.startswith("course_lib")}
+                    imported |= {
+                        (a.asname or a.name).split(".")[0]
+                        for a in node.names
+                        if a.name.startswith("course_lib")
+                    }
             for node in tree.body:
                 targets = []
                 if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                     targets = [node.name]
                 elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-                    for target in getattr(node, "targets", [getattr(node, "target", None)]):
-                        targets += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+                    for target in getattr(
+                        node, "targets", [getattr(node, "target", None)]
+                    ):
+                        targets += [
+                            n.id for n in ast.walk(target) if isinstance(n, ast.Name)
+                        ]
                 for name in targets:
                     defined.setdefault(name, text(cell)[:60])
         clashes = {name: defined[name] for name in imported & set(defined)}
-        assert not clashes, f"{path.name} redefines names it imports from course_lib: {clashes}"
+        assert not clashes, (
+            f"{path.name} redefines names it imports from course_lib: {clashes}"
+        )
 
     def test_per_profile_sizes_live_in_one_choose_cell(self, path):
-        hp = next((text(c) for c in cells(path, "code") if text(c).startswith("HP = cfg.choose(")), None)
-        assert hp is not None, "one cell keeps the per-profile sizes: HP = cfg.choose(quick=..., full=...)"
+        hp = next(
+            (
+                text(c)
+                for c in cells(path, "code")
+                if text(c).startswith("HP = cfg.choose(")
+            ),
+            None,
+        )
+        assert hp is not None, (
+            "one cell keeps the per-profile sizes: HP = cfg.choose(quick=..., full=...)"
+        )
         assert "quick=dict(" in hp and "full=dict(" in hp
 
     def test_train_seconds_recorded_when_something_is_trained(self, path):
@@ -129,26 +165,51 @@ class TestNotebook:
     def test_every_figure_has_a_caption(self, path):
         for cell in cells(path, "code"):
             if "plt.show()" in text(cell):
-                assert text(cell).count("plt.show()") == 1, f"one figure per cell, so each gets its caption: {text(cell)[:80]!r}"
-                caption = cell["metadata"].get("mystnb", {}).get("figure", {}).get("caption", "")
-                assert len(caption) > 20, f"{path.name}: cell {cell.get('id')} draws a figure without a caption"
+                assert text(cell).count("plt.show()") == 1, (
+                    f"one figure per cell, so each gets its caption: {text(cell)[:80]!r}"
+                )
+                caption = (
+                    cell["metadata"]
+                    .get("mystnb", {})
+                    .get("figure", {})
+                    .get("caption", "")
+                )
+                assert len(caption) > 20, (
+                    f"{path.name}: cell {cell.get('id')} draws a figure without a caption"
+                )
 
     def test_coding_exercises_have_stub_check_and_solution(self, path):
         code = [text(c) for c in cells(path, "code")]
         used = sorted(set(re.findall(r'check\("(ex-[a-z0-9-]+)"', "".join(code))))
         for exercise_id in used:
-            assert exercise_id in EXERCISES, f"{exercise_id} is not a registered exercise"
-            stubs = [c for c in cells(path, "code") if f'check("{exercise_id}"' in text(c)
-                     and "NotImplementedError" in text(c)]
-            solutions = [c for c in cells(path, "code") if f'assert check("{exercise_id}"' in text(c)]
-            assert len(stubs) == 1, f"{exercise_id}: one stub cell that raises NotImplementedError"
-            assert len(solutions) == 1, f"{exercise_id}: one solution cell asserting check(...)"
+            assert exercise_id in EXERCISES, (
+                f"{exercise_id} is not a registered exercise"
+            )
+            stubs = [
+                c
+                for c in cells(path, "code")
+                if f'check("{exercise_id}"' in text(c)
+                and "NotImplementedError" in text(c)
+            ]
+            solutions = [
+                c
+                for c in cells(path, "code")
+                if f'assert check("{exercise_id}"' in text(c)
+            ]
+            assert len(stubs) == 1, (
+                f"{exercise_id}: one stub cell that raises NotImplementedError"
+            )
+            assert len(solutions) == 1, (
+                f"{exercise_id}: one solution cell asserting check(...)"
+            )
             solution = solutions[0]
             assert "hide-input" in solution["metadata"].get("tags", [])
             assert solution["metadata"].get("cellView") == "form"
             assert text(solution).startswith("# @title")
             labels = "".join(text(c) for c in cells(path, "markdown"))
-            assert f":label: {exercise_id}" in labels, f"{exercise_id}: an exercise directive with this label"
+            assert f":label: {exercise_id}" in labels, (
+                f"{exercise_id}: an exercise directive with this label"
+            )
 
     def test_conceptual_exercises_have_solutions(self, path):
         markdown = "".join(text(c) for c in cells(path, "markdown"))
@@ -156,7 +217,9 @@ class TestNotebook:
         conceptual = [label for label in labels if label not in EXERCISES]
         assert len(conceptual) >= 2, f"only {len(conceptual)} conceptual exercise(s)"
         for label in conceptual:
-            assert "```{solution} " + label in markdown, f"conceptual exercise {label} has no solution"
+            assert "```{solution} " + label in markdown, (
+                f"conceptual exercise {label} has no solution"
+            )
 
 
 def test_set_repo_rewrites_setup_cells_and_badges_for_a_fork(tmp_path, monkeypatch):
@@ -167,7 +230,9 @@ def test_set_repo_rewrites_setup_cells_and_badges_for_a_fork(tmp_path, monkeypat
         shutil.copy(path, fork / "book" / path.name)
     config = (fork / "_config.yml").read_text()
     url = yaml.safe_load(config)["repository"]["url"]
-    (fork / "_config.yml").write_text(config.replace(url, "https://github.com/someone/my-fork"))
+    (fork / "_config.yml").write_text(
+        config.replace(url, "https://github.com/someone/my-fork")
+    )
     monkeypatch.setattr(nbtools, "ROOT", fork)
     monkeypatch.setattr(nbtools, "BOOK", fork / "book")
     assert nbtools.set_repo() == 0
@@ -176,4 +241,6 @@ def test_set_repo_rewrites_setup_cells_and_badges_for_a_fork(tmp_path, monkeypat
         assert url not in all_text
         setup = text(cells(path, "code")[0])
         assert 'REPOSITORY = "https://github.com/someone/my-fork"' in setup
-        assert f"github/someone/my-fork/blob/main/book/{path.name}" in text(cells(path)[0])
+        assert f"github/someone/my-fork/blob/main/book/{path.name}" in text(
+            cells(path)[0]
+        )

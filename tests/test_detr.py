@@ -18,14 +18,20 @@ def random_xyxy(n, seed):
 
 def test_box_conversions_round_trip():
     boxes = random_xyxy(7, 0)
-    torch.testing.assert_close(detr.box_cxcywh_to_xyxy(detr.box_xyxy_to_cxcywh(boxes)), boxes)
-    assert detr.box_cxcywh_to_xyxy(torch.tensor([0.5, 0.5, 0.2, 0.4])).tolist() == pytest.approx([0.4, 0.3, 0.6, 0.7])
+    torch.testing.assert_close(
+        detr.box_cxcywh_to_xyxy(detr.box_xyxy_to_cxcywh(boxes)), boxes
+    )
+    assert detr.box_cxcywh_to_xyxy(
+        torch.tensor([0.5, 0.5, 0.2, 0.4])
+    ).tolist() == pytest.approx([0.4, 0.3, 0.6, 0.7])
 
 
 def giou_by_formula(a, b):
     ax1, ay1, ax2, ay2 = a
     bx1, by1, bx2, by2 = b
-    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
+    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(
+        0.0, min(ay2, by2) - max(ay1, by1)
+    )
     union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
     hull = (max(ax2, bx2) - min(ax1, bx1)) * (max(ay2, by2) - min(ay1, by1))
     return inter / union - (hull - union) / hull
@@ -34,43 +40,63 @@ def giou_by_formula(a, b):
 def test_giou_matches_the_formula_and_torchvision():
     a, b = random_xyxy(5, 1), random_xyxy(4, 2)
     ours = detr.generalized_box_iou(a, b)
-    expected = torch.tensor([[giou_by_formula(x, y) for y in b.tolist()] for x in a.tolist()])
+    expected = torch.tensor(
+        [[giou_by_formula(x, y) for y in b.tolist()] for x in a.tolist()]
+    )
     torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(ours, torchvision.ops.generalized_box_iou(a, b))
     # disjoint boxes: IoU is 0 but GIoU still says how far apart they are
     near, far = torch.tensor([[1.0, 0, 2, 1]]), torch.tensor([[5.0, 0, 6, 1]])
     unit = torch.tensor([[0.0, 0, 1, 1]])
     assert detr.box_iou(unit, near).item() == detr.box_iou(unit, far).item() == 0
-    assert detr.generalized_box_iou(unit, near).item() > detr.generalized_box_iou(unit, far).item()
+    assert (
+        detr.generalized_box_iou(unit, near).item()
+        > detr.generalized_box_iou(unit, far).item()
+    )
 
 
 def test_inverted_boxes_give_a_clear_error():
     with pytest.raises(ValueError, match=r"boxes1\[1\] = .* has x2 < x1 or y2 < y1"):
-        detr.generalized_box_iou(torch.tensor([[0.0, 0, 1, 1], [0.5, 0, 0.2, 1]]), random_xyxy(2, 0))
+        detr.generalized_box_iou(
+            torch.tensor([[0.0, 0, 1, 1], [0.5, 0, 0.2, 1]]), random_xyxy(2, 0)
+        )
     with pytest.raises(ValueError, match="boxes must have 4 numbers"):
         detr.box_cxcywh_to_xyxy(torch.zeros(3, 5))
 
 
-@pytest.mark.parametrize("n_queries, n_objects, seed", [(4, 3, 0), (5, 5, 1), (6, 2, 2), (3, 3, 3)])
+@pytest.mark.parametrize(
+    "n_queries, n_objects, seed", [(4, 3, 0), (5, 5, 1), (6, 2, 2), (3, 3, 3)]
+)
 def test_matcher_is_optimal_against_brute_force(n_queries, n_objects, seed):
     g = torch.Generator().manual_seed(seed)
-    outputs = {"pred_logits": torch.randn(1, n_queries, 11, generator=g),
-               "pred_boxes": torch.rand(1, n_queries, 4, generator=g) * 0.5 + 0.25}
-    target = {"labels": torch.randint(0, 10, (n_objects,), generator=g),
-              "boxes": torch.rand(n_objects, 4, generator=g) * 0.5 + 0.25}
+    outputs = {
+        "pred_logits": torch.randn(1, n_queries, 11, generator=g),
+        "pred_boxes": torch.rand(1, n_queries, 4, generator=g) * 0.5 + 0.25,
+    }
+    target = {
+        "labels": torch.randint(0, 10, (n_objects,), generator=g),
+        "boxes": torch.rand(n_objects, 4, generator=g) * 0.5 + 0.25,
+    }
     matcher = detr.HungarianMatcher()
     rows, cols = matcher(outputs, [target])[0]
-    cost = matcher.cost_matrix(outputs["pred_logits"][0], outputs["pred_boxes"][0], target)
-    best = min(sum(cost[q, j].item() for j, q in enumerate(queries))
-               for queries in itertools.permutations(range(n_queries), n_objects))
+    cost = matcher.cost_matrix(
+        outputs["pred_logits"][0], outputs["pred_boxes"][0], target
+    )
+    best = min(
+        sum(cost[q, j].item() for j, q in enumerate(queries))
+        for queries in itertools.permutations(range(n_queries), n_objects)
+    )
     assert len(rows) == n_objects and sorted(cols.tolist()) == list(range(n_objects))
     assert cost[rows, cols].sum().item() == pytest.approx(best, abs=1e-5)
 
 
 def test_matcher_cost_uses_the_documented_weights():
-    logits = torch.tensor([[2.0, 0.0, 0.0]])                  # 2 classes + no-object
+    logits = torch.tensor([[2.0, 0.0, 0.0]])  # 2 classes + no-object
     boxes = torch.tensor([[0.5, 0.5, 0.2, 0.2]])
-    target = {"labels": torch.tensor([0]), "boxes": torch.tensor([[0.6, 0.5, 0.2, 0.2]])}
+    target = {
+        "labels": torch.tensor([0]),
+        "boxes": torch.tensor([[0.6, 0.5, 0.2, 0.2]]),
+    }
     cost = detr.HungarianMatcher(1, 5, 2).cost_matrix(logits, boxes, target)
     p = torch.softmax(logits, -1)[0, 0]
     giou = giou_by_formula([0.4, 0.4, 0.6, 0.6], [0.5, 0.4, 0.7, 0.6])
@@ -82,11 +108,18 @@ def test_set_loss_is_safe_with_images_without_objects():
     logits = torch.randn(2, 5, 11, requires_grad=True)
     boxes = torch.rand(2, 5, 4, requires_grad=True)
     empty = {"labels": torch.zeros(0, dtype=torch.long), "boxes": torch.zeros(0, 4)}
-    outputs = {"pred_logits": logits, "pred_boxes": boxes,
-               "aux_outputs": [{"pred_logits": logits * 1.0, "pred_boxes": boxes * 1.0}]}
+    outputs = {
+        "pred_logits": logits,
+        "pred_boxes": boxes,
+        "aux_outputs": [{"pred_logits": logits * 1.0, "pred_boxes": boxes * 1.0}],
+    }
     loss, logged = criterion(outputs, [empty, empty])
     loss.backward()
-    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all() and torch.isfinite(boxes.grad).all()
+    assert (
+        torch.isfinite(loss)
+        and torch.isfinite(logits.grad).all()
+        and torch.isfinite(boxes.grad).all()
+    )
     assert logged["loss_bbox"] == 0 and "aux0_loss_ce" in logged
     # every query must say "no object": the loss pushes the no-object logit up
     assert (logits.grad[..., -1] < 0).all()
@@ -94,10 +127,13 @@ def test_set_loss_is_safe_with_images_without_objects():
 
 def test_set_loss_is_zero_ish_for_a_perfect_prediction():
     criterion = detr.SetCriterion(num_classes=3)
-    target = {"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}
+    target = {
+        "labels": torch.tensor([1]),
+        "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]]),
+    }
     logits = torch.full((1, 2, 4), -20.0)
-    logits[0, 0, 1] = 20.0      # query 0: class 1
-    logits[0, 1, 3] = 20.0      # query 1: no object
+    logits[0, 0, 1] = 20.0  # query 0: class 1
+    logits[0, 1, 3] = 20.0  # query 1: no object
     boxes = torch.tensor([[[0.5, 0.5, 0.2, 0.2], [0.1, 0.1, 0.1, 0.1]]])
     loss, logged = criterion({"pred_logits": logits, "pred_boxes": boxes}, [target])
     assert loss.item() < 1e-6
@@ -106,17 +142,22 @@ def test_set_loss_is_zero_ish_for_a_perfect_prediction():
 def test_sine_position_encoding():
     pe = detr.sine_position_encoding_2d(3, 4, 8)
     assert pe.shape == (12, 8)
-    assert torch.equal(pe[0, :4], pe[1, :4])          # same row -> same y half
-    assert torch.equal(pe[0, 4:], pe[4, 4:])          # same column -> same x half
+    assert torch.equal(pe[0, :4], pe[1, :4])  # same row -> same y half
+    assert torch.equal(pe[0, 4:], pe[4, 4:])  # same column -> same x half
     with pytest.raises(ValueError, match="divisible by 4"):
         detr.sine_position_encoding_2d(3, 4, 6)
 
 
 def test_detr_shapes_and_postprocess():
     backbone = SmallCNN(in_channels=1, num_classes=0, widths=(8, 16, 32, 32))
-    model = detr.DETR(backbone, detr.DETRConfig(num_queries=6, d_model=32, d_ff=64, num_decoder_layers=3))
+    model = detr.DETR(
+        backbone,
+        detr.DETRConfig(num_queries=6, d_model=32, d_ff=64, num_decoder_layers=3),
+    )
     outputs = model(torch.rand(2, 1, 64, 64), need_weights=True)
-    assert outputs["pred_logits"].shape == (2, 6, 11) and outputs["pred_boxes"].shape == (2, 6, 4)
+    assert outputs["pred_logits"].shape == (2, 6, 11) and outputs[
+        "pred_boxes"
+    ].shape == (2, 6, 4)
     assert len(outputs["aux_outputs"]) == 2
     assert ((outputs["pred_boxes"] >= 0) & (outputs["pred_boxes"] <= 1)).all()
     assert model.feature_size == (8, 8)
@@ -128,21 +169,28 @@ def test_detr_shapes_and_postprocess():
 
 def test_canvases_never_overlap_and_boxes_are_tight():
     digits = data.load_digits_images(8, seed=0)
-    canvases = data.make_digit_canvases(200, digits.x_train[:, 0], digits.y_train, noise=0.0, seed=3)
+    canvases = data.make_digit_canvases(
+        200, digits.x_train[:, 0], digits.y_train, noise=0.0, seed=3
+    )
     assert 1.0 <= sum(len(t["labels"]) for t in canvases.targets) / len(canvases) <= 4.0
     for image, target in zip(canvases.images, canvases.targets):
         boxes = detr.box_cxcywh_to_xyxy(target["boxes"]) * 64
         if len(boxes) > 1:
             iou = detr.box_iou(boxes, boxes)
-            assert (iou - torch.eye(len(boxes))).max() == 0          # no two digits overlap
+            assert (iou - torch.eye(len(boxes))).max() == 0  # no two digits overlap
         ink = image[0] > data.INK_THRESHOLD
         covered = torch.zeros_like(ink)
         for x1, y1, x2, y2 in boxes.round().long().tolist():
             region = ink[y1:y2, x1:x2]
             # tight: ink touches all four sides of the box
-            assert region[0].any() and region[-1].any() and region[:, 0].any() and region[:, -1].any()
+            assert (
+                region[0].any()
+                and region[-1].any()
+                and region[:, 0].any()
+                and region[:, -1].any()
+            )
             covered[y1:y2, x1:x2] = True
-        assert not (ink & ~covered).any()                            # all ink is inside a box
+        assert not (ink & ~covered).any()  # all ink is inside a box
 
 
 def test_train_and_test_canvases_use_disjoint_digit_images():

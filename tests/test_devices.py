@@ -39,9 +39,15 @@ def test_fused_attention_reads_no_value():
 
 
 def test_seq2seq_transformer():
-    config = transformer.TransformerConfig(src_vocab_size=11, tgt_vocab_size=13, d_model=16,
-                                           num_heads=2, num_encoder_layers=1,
-                                           num_decoder_layers=1, d_ff=32)
+    config = transformer.TransformerConfig(
+        src_vocab_size=11,
+        tgt_vocab_size=13,
+        d_model=16,
+        num_heads=2,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        d_ff=32,
+    )
     model = transformer.Seq2SeqTransformer(config).to(META)
     src = torch.zeros(2, 6, dtype=torch.long, device=META)
     tgt = torch.zeros(2, 5, dtype=torch.long, device=META)
@@ -51,8 +57,11 @@ def test_seq2seq_transformer():
 
 
 def test_vision_transformer():
-    model = vit.VisionTransformer(vit.ViTConfig(image_size=16, patch_size=4, d_model=16,
-                                                num_heads=2, num_layers=1)).to(META)
+    model = vit.VisionTransformer(
+        vit.ViTConfig(
+            image_size=16, patch_size=4, d_model=16, num_heads=2, num_layers=1
+        )
+    ).to(META)
     logits = model(torch.randn(3, 1, 16, 16, device=META))
     backward_through(logits)
     assert logits.shape == (3, 10)
@@ -60,8 +69,14 @@ def test_vision_transformer():
 
 def test_detr():
     backbone = cnn.SmallCNN(1, widths=(8, 16), num_classes=0)
-    config = detr.DETRConfig(num_queries=5, d_model=16, num_heads=2, num_encoder_layers=1,
-                             num_decoder_layers=1, d_ff=32)
+    config = detr.DETRConfig(
+        num_queries=5,
+        d_model=16,
+        num_heads=2,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        d_ff=32,
+    )
     model = detr.DETR(backbone, config).to(META)
     out = model(torch.randn(2, 1, 32, 32, device=META))
     backward_through(out["pred_logits"] + out["pred_boxes"].sum())
@@ -74,14 +89,24 @@ def test_moco_step_with_its_queue(encoder):
         return moco.SplitBatchNorm(channels, 2)
 
     if encoder == "resnet18":
-        backbone, features, channels = cnn.resnet18_cifar(num_classes=0, norm=norm), 512, 3
+        backbone, features, channels = (
+            cnn.resnet18_cifar(num_classes=0, norm=norm),
+            512,
+            3,
+        )
     else:
-        backbone, features, channels = cnn.SmallCNN(1, widths=(8, 16), num_classes=0, norm=norm), 16, 1
-    model = moco.MoCo(moco.EncoderWithHead(backbone, features, dim=8), dim=8, queue_size=16).to(META)
+        backbone, features, channels = (
+            cnn.SmallCNN(1, widths=(8, 16), num_classes=0, norm=norm),
+            16,
+            1,
+        )
+    model = moco.MoCo(
+        moco.EncoderWithHead(backbone, features, dim=8), dim=8, queue_size=16
+    ).to(META)
     images = torch.randn(4, channels, 16, 16, device=META)
     loss, logged = model(images, images)
     backward_through(loss)
-    assert logged["pretext_accuracy"].device == META    # a tensor, read by fit in batches
+    assert logged["pretext_accuracy"].device == META  # a tensor, read by fit in batches
 
 
 def test_the_views_are_made_on_the_images_device():
@@ -110,9 +135,15 @@ AUTOCAST = dict(device_type="cpu", dtype=torch.bfloat16)
 
 
 def test_seq2seq_transformer_trains_under_autocast():
-    config = transformer.TransformerConfig(src_vocab_size=11, tgt_vocab_size=13, d_model=16,
-                                           num_heads=2, num_encoder_layers=1,
-                                           num_decoder_layers=1, d_ff=32)
+    config = transformer.TransformerConfig(
+        src_vocab_size=11,
+        tgt_vocab_size=13,
+        d_model=16,
+        num_heads=2,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        d_ff=32,
+    )
     model = transformer.Seq2SeqTransformer(config)
     src = torch.randint(3, 11, (2, 6))
     src[1, 4:] = config.pad_id
@@ -128,12 +159,22 @@ def test_seq2seq_transformer_trains_under_autocast():
 
 def test_detr_and_its_set_loss_under_autocast():
     backbone = cnn.SmallCNN(1, widths=(8, 16), num_classes=0)
-    config = detr.DETRConfig(num_queries=5, d_model=16, num_heads=2, num_encoder_layers=1,
-                             num_decoder_layers=1, d_ff=32)
+    config = detr.DETRConfig(
+        num_queries=5,
+        d_model=16,
+        num_heads=2,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        d_ff=32,
+    )
     model, criterion = detr.DETR(backbone, config), detr.SetCriterion(num_classes=10)
-    targets = [{"labels": torch.tensor([1, 2]), "boxes": torch.tensor([[0.3, 0.3, 0.2, 0.2],
-                                                                        [0.7, 0.6, 0.3, 0.2]])},
-               {"labels": torch.tensor([], dtype=torch.long), "boxes": torch.zeros(0, 4)}]
+    targets = [
+        {
+            "labels": torch.tensor([1, 2]),
+            "boxes": torch.tensor([[0.3, 0.3, 0.2, 0.2], [0.7, 0.6, 0.3, 0.2]]),
+        },
+        {"labels": torch.tensor([], dtype=torch.long), "boxes": torch.zeros(0, 4)},
+    ]
     with torch.autocast(**AUTOCAST):
         loss, logged = criterion(model(torch.rand(2, 1, 32, 32)), targets)
     loss.backward()
@@ -141,7 +182,9 @@ def test_detr_and_its_set_loss_under_autocast():
 
 
 def test_moco_fills_its_float32_queue_under_autocast():
-    encoder = moco.EncoderWithHead(cnn.SmallCNN(1, widths=(8, 16), num_classes=0), 16, dim=8)
+    encoder = moco.EncoderWithHead(
+        cnn.SmallCNN(1, widths=(8, 16), num_classes=0), 16, dim=8
+    )
     model = moco.MoCo(encoder, dim=8, queue_size=16)
     images = torch.rand(4, 1, 16, 16)
     with torch.autocast(**AUTOCAST):
@@ -151,8 +194,11 @@ def test_moco_fills_its_float32_queue_under_autocast():
 
 
 def test_vit_trains_under_autocast():
-    model = vit.VisionTransformer(vit.ViTConfig(image_size=16, patch_size=4, d_model=16,
-                                                num_heads=2, num_layers=1))
+    model = vit.VisionTransformer(
+        vit.ViTConfig(
+            image_size=16, patch_size=4, d_model=16, num_heads=2, num_layers=1
+        )
+    )
     with torch.autocast(**AUTOCAST):
         loss = F.cross_entropy(model(torch.rand(3, 1, 16, 16)), torch.tensor([0, 1, 2]))
     loss.backward()

@@ -47,7 +47,9 @@ def test_a_crash_is_reported_with_the_exception_and_line(capsys):
 
 
 def test_unknown_exercise_and_non_callables(capsys):
-    with pytest.raises(ValueError, match="unknown exercise_id 'ex-nope'.*ex-epanechnikov"):
+    with pytest.raises(
+        ValueError, match="unknown exercise_id 'ex-nope'.*ex-epanechnikov"
+    ):
         check("ex-nope", lambda u: u)
     passed, out = run("ex-epanechnikov", 42, capsys)
     assert not passed and "pass the function itself" in out
@@ -55,14 +57,21 @@ def test_unknown_exercise_and_non_callables(capsys):
 
 # --- chapter 1 ------------------------------------------------------------------
 
+
 def epanechnikov_right(u):
     return torch.where(u.abs() <= 1, 0.75 * (1 - u * u), torch.zeros_like(u))
 
 
 EPANECHNIKOV_MISTAKES = [
     (lambda u: 0.75 * (1 - u * u), "negative for |u| > 1"),
-    (lambda u: torch.where(u.abs() <= 1, 1 - u * u, torch.zeros_like(u)), "factor 3/4 is missing"),
-    (lambda u: torch.where(u.abs() <= 1, 0.75 * (1 - u.abs()), torch.zeros_like(u)), "triangular"),
+    (
+        lambda u: torch.where(u.abs() <= 1, 1 - u * u, torch.zeros_like(u)),
+        "factor 3/4 is missing",
+    ),
+    (
+        lambda u: torch.where(u.abs() <= 1, 0.75 * (1 - u.abs()), torch.zeros_like(u)),
+        "triangular",
+    ),
     (lambda u: epanechnikov_right(u)[..., :1], "has shape"),
 ]
 
@@ -107,15 +116,24 @@ NADARAYA_WATSON_MISTAKES = [
 
 # --- chapter 2 ------------------------------------------------------------------
 
+
 def masked_softmax_right(scores, mask):
-    filled = torch.where(mask, scores, torch.full_like(scores, torch.finfo(scores.dtype).min))
+    filled = torch.where(
+        mask, scores, torch.full_like(scores, torch.finfo(scores.dtype).min)
+    )
     weights = torch.exp(filled - filled.amax(-1, keepdim=True)) * mask
-    return weights / weights.sum(-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
+    return weights / weights.sum(-1, keepdim=True).clamp_min(
+        torch.finfo(scores.dtype).tiny
+    )
 
 
 MASKED_SOFTMAX_MISTAKES = [
-    (lambda s, m: masked_softmax_right(s.transpose(-2, -1), m.expand_as(s).transpose(-2, -1)).transpose(-2, -1),
-     "over the queries"),
+    (
+        lambda s, m: masked_softmax_right(
+            s.transpose(-2, -1), m.expand_as(s).transpose(-2, -1)
+        ).transpose(-2, -1),
+        "over the queries",
+    ),
     (lambda s, m: torch.softmax(s, -1) * m, "applied after the softmax"),
     (lambda s, m: torch.softmax(s.masked_fill(~m, -float("inf")), -1), "gives NaN"),
     (lambda s, m: torch.softmax(s.masked_fill(~m, -1e4), -1), "uniform weights"),
@@ -126,17 +144,26 @@ MASKED_SOFTMAX_MISTAKES = [
 
 def sdpa_right(q, k, v, mask=None):
     scores = torch.einsum("...qd,...kd->...qk", q, k) / q.shape[-1] ** 0.5
-    weights = masked_softmax_right(scores, torch.ones_like(scores, dtype=torch.bool) if mask is None
-                                   else mask.expand_as(scores))
+    weights = masked_softmax_right(
+        scores,
+        torch.ones_like(scores, dtype=torch.bool)
+        if mask is None
+        else mask.expand_as(scores),
+    )
     return weights @ v, weights
 
 
 def sdpa_scaled_by(scale):
     def wrong(q, k, v, mask=None):
         scores = q @ k.transpose(-1, -2) * scale(q.shape[-1])
-        m = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.expand_as(scores)
+        m = (
+            torch.ones_like(scores, dtype=torch.bool)
+            if mask is None
+            else mask.expand_as(scores)
+        )
         weights = masked_softmax_right(scores, m)
         return weights @ v, weights
+
     return wrong
 
 
@@ -171,15 +198,22 @@ SDPA_MISTAKES = [
 
 # --- chapter 3 ------------------------------------------------------------------
 
+
 def split_heads_right(x, num_heads):
     b, t, d = x.shape
-    return torch.stack(x.split(d // num_heads, dim=-1), dim=1)   # (B, H, T, D/H)
+    return torch.stack(x.split(d // num_heads, dim=-1), dim=1)  # (B, H, T, D/H)
 
 
 SPLIT_HEADS_MISTAKES = [
-    (lambda x, h: x.reshape(x.shape[0], h, x.shape[1], x.shape[2] // h), "plain reshape"),
+    (
+        lambda x, h: x.reshape(x.shape[0], h, x.shape[1], x.shape[2] // h),
+        "plain reshape",
+    ),
     (lambda x, h: torch.stack([x[..., i::h] for i in range(h)], dim=1), "interleaved"),
-    (lambda x, h: split_heads_right(x, h).transpose(1, 2), "transpose the token and head"),
+    (
+        lambda x, h: split_heads_right(x, h).transpose(1, 2),
+        "transpose the token and head",
+    ),
 ]
 
 
@@ -197,13 +231,20 @@ def pe_variant(angle_fn, even=math.sin, odd=math.cos):
         pe = torch.zeros(num_positions, d_model)
         for p in range(num_positions):
             for i in range(d_model // 2):
-                pe[p, 2 * i], pe[p, 2 * i + 1] = even(angle_fn(p, i, d_model)), odd(angle_fn(p, i, d_model))
+                pe[p, 2 * i], pe[p, 2 * i + 1] = (
+                    even(angle_fn(p, i, d_model)),
+                    odd(angle_fn(p, i, d_model)),
+                )
         return pe
+
     return wrong
 
 
 POSITIONAL_ENCODING_MISTAKES = [
-    (pe_variant(lambda p, i, d: p / 10000 ** (2 * i / d), math.cos, math.sin), "swapped"),
+    (
+        pe_variant(lambda p, i, d: p / 10000 ** (2 * i / d), math.cos, math.sin),
+        "swapped",
+    ),
     (pe_variant(lambda p, i, d: p / 10000 ** (i / d)), "off by a factor of 2"),
     (pe_variant(lambda p, i, d: p / 10000 ** (4 * i / d)), "off by a factor of 2"),
     (lambda n, d: pe_right(n, d).T, "has shape"),
@@ -212,30 +253,40 @@ POSITIONAL_ENCODING_MISTAKES = [
 
 # --- chapter 4 ------------------------------------------------------------------
 
+
 def causal_right(size):
     return torch.tensor([[j <= i for j in range(size)] for i in range(size)])
 
 
 CAUSAL_MASK_MISTAKES = [
     (lambda n: causal_right(n).T.contiguous(), "transposed"),
-    (lambda n: torch.tensor([[j < i for j in range(n)] for i in range(n)]), "diagonal is excluded"),
+    (
+        lambda n: torch.tensor([[j < i for j in range(n)] for i in range(n)]),
+        "diagonal is excluded",
+    ),
     (lambda n: ~causal_right(n), "inverted"),
     (lambda n: causal_right(n).float(), "dtype"),
 ]
 
 
 def padding_right(lengths, max_len):
-    return torch.tensor([[position < int(length) for position in range(max_len)] for length in lengths])
+    return torch.tensor(
+        [[position < int(length) for position in range(max_len)] for length in lengths]
+    )
 
 
 PADDING_MASK_MISTAKES = [
-    (lambda l, m: torch.tensor([[p <= int(n) for p in range(m)] for n in l]), "off by one"),
+    (
+        lambda l, m: torch.tensor([[p <= int(n) for p in range(m)] for n in l]),
+        "off by one",
+    ),
     (lambda l, m: ~padding_right(l, m), "inverted"),
     (lambda l, m: padding_right(l, m).T, "transposed"),
 ]
 
 
 # --- chapter 5 ------------------------------------------------------------------
+
 
 def patchify_right(images, p):
     b, c, h, w = images.shape
@@ -244,22 +295,32 @@ def patchify_right(images, p):
     patches = []
     for row in range(h // p):
         for col in range(w // p):
-            block = images[:, :, row * p:(row + 1) * p, col * p:(col + 1) * p]    # (B, C, P, P)
-            patches.append(block.permute(0, 2, 3, 1).reshape(b, -1))             # (P, P, C) order
+            block = images[
+                :, :, row * p : (row + 1) * p, col * p : (col + 1) * p
+            ]  # (B, C, P, P)
+            patches.append(block.permute(0, 2, 3, 1).reshape(b, -1))  # (P, P, C) order
     return torch.stack(patches, dim=1)
 
 
 def patchify_column_major(images, p):
     b, c, h, w = images.shape
-    patches = [images[:, :, r * p:(r + 1) * p, q * p:(q + 1) * p].permute(0, 2, 3, 1).reshape(b, -1)
-               for q in range(w // p) for r in range(h // p)]
+    patches = [
+        images[:, :, r * p : (r + 1) * p, q * p : (q + 1) * p]
+        .permute(0, 2, 3, 1)
+        .reshape(b, -1)
+        for q in range(w // p)
+        for r in range(h // p)
+    ]
     return torch.stack(patches, dim=1)
 
 
 def patchify_channels_first(images, p):
     b, c, h, w = images.shape
-    patches = [images[:, :, r * p:(r + 1) * p, q * p:(q + 1) * p].reshape(b, -1)
-               for r in range(h // p) for q in range(w // p)]
+    patches = [
+        images[:, :, r * p : (r + 1) * p, q * p : (q + 1) * p].reshape(b, -1)
+        for r in range(h // p)
+        for q in range(w // p)
+    ]
     return torch.stack(patches, dim=1)
 
 
@@ -278,14 +339,24 @@ PATCHIFY_MISTAKES = [
 
 # --- chapter 6 ------------------------------------------------------------------
 
+
 def cxcywh_right(b):
     return torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2], dim=-1)
 
 
 BOX_CONVERT_MISTAKES = [
-    (lambda b: torch.cat([b[..., :2] - b[..., 2:], b[..., :2] + b[..., 2:]], -1), "not halved"),
-    (lambda b: torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:]], -1), "halved in the wrong place"),
-    (lambda b: torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., 2:]], -1), "(x1, y1, w, h)"),
+    (
+        lambda b: torch.cat([b[..., :2] - b[..., 2:], b[..., :2] + b[..., 2:]], -1),
+        "not halved",
+    ),
+    (
+        lambda b: torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:]], -1),
+        "halved in the wrong place",
+    ),
+    (
+        lambda b: torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., 2:]], -1),
+        "(x1, y1, w, h)",
+    ),
 ]
 
 
@@ -293,7 +364,9 @@ def giou_right(a, b):
     out = torch.zeros(len(a), len(b))
     for i, (ax1, ay1, ax2, ay2) in enumerate(a.tolist()):
         for j, (bx1, by1, bx2, by2) in enumerate(b.tolist()):
-            inter = max(0, min(ax2, bx2) - max(ax1, bx1)) * max(0, min(ay2, by2) - max(ay1, by1))
+            inter = max(0, min(ax2, bx2) - max(ax1, bx1)) * max(
+                0, min(ay2, by2) - max(ay1, by1)
+            )
             union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
             hull = (max(ax2, bx2) - min(ax1, bx1)) * (max(ay2, by2) - min(ay1, by1))
             out[i, j] = inter / union - (hull - union) / hull
@@ -301,10 +374,22 @@ def giou_right(a, b):
 
 
 def iou_only(a, b):
-    return torch.tensor([[max(0, min(ax2, bx2) - max(ax1, bx1)) * max(0, min(ay2, by2) - max(ay1, by1))
-                          / ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)
-                             - max(0, min(ax2, bx2) - max(ax1, bx1)) * max(0, min(ay2, by2) - max(ay1, by1)))
-                          for bx1, by1, bx2, by2 in b.tolist()] for ax1, ay1, ax2, ay2 in a.tolist()])
+    return torch.tensor(
+        [
+            [
+                max(0, min(ax2, bx2) - max(ax1, bx1))
+                * max(0, min(ay2, by2) - max(ay1, by1))
+                / (
+                    (ax2 - ax1) * (ay2 - ay1)
+                    + (bx2 - bx1) * (by2 - by1)
+                    - max(0, min(ax2, bx2) - max(ax1, bx1))
+                    * max(0, min(ay2, by2) - max(ay1, by1))
+                )
+                for bx1, by1, bx2, by2 in b.tolist()
+            ]
+            for ax1, ay1, ax2, ay2 in a.tolist()
+        ]
+    )
 
 
 GIOU_MISTAKES = [
@@ -326,6 +411,7 @@ def greedy(cost):
 
 def scipy_match(cost):
     from scipy.optimize import linear_sum_assignment
+
     rows, cols = linear_sum_assignment(cost.numpy())
     return torch.tensor(rows), torch.tensor(cols)
 
@@ -337,17 +423,22 @@ HUNGARIAN_MISTAKES = [
 ]
 
 
-
 # --- chapter 7 ------------------------------------------------------------------
+
 
 def infonce_right(q, k, queue, temperature):
     q, k = q / q.norm(dim=1, keepdim=True), k / k.norm(dim=1, keepdim=True)
-    keys = torch.cat([k[:, None, :], queue[None].expand(len(q), -1, -1)], dim=1)   # (B, 1 + K, D)
+    keys = torch.cat(
+        [k[:, None, :], queue[None].expand(len(q), -1, -1)], dim=1
+    )  # (B, 1 + K, D)
     return torch.einsum("bd,bjd->bj", q, keys) / temperature
 
 
 def infonce_unnormalised(q, k, queue, temperature):
-    return torch.cat([torch.einsum("bd,bd->b", q, k)[:, None], q @ queue.T], 1) / temperature
+    return (
+        torch.cat([torch.einsum("bd,bd->b", q, k)[:, None], q @ queue.T], 1)
+        / temperature
+    )
 
 
 def infonce_positive_last(q, k, queue, temperature):
@@ -370,7 +461,7 @@ def momentum_right(encoder_q, encoder_k, m):
 
 def momentum_rebinding(encoder_q, encoder_k, m):
     for q, k in zip(encoder_q.parameters(), encoder_k.parameters()):
-        k = m * k + (1 - m) * q   # noqa: F841 -- rebinds the loop variable, changes nothing
+        k = m * k + (1 - m) * q  # noqa: F841 -- rebinds the loop variable, changes nothing
 
 
 def momentum_swapped(encoder_q, encoder_k, m):
@@ -385,26 +476,67 @@ MOMENTUM_UPDATE_MISTAKES = [
 # --- every checker against its right answer and its typical mistakes ------------
 
 CASES = [
-    *[("ex-epanechnikov", epanechnikov_right, wrong, message) for wrong, message in EPANECHNIKOV_MISTAKES],
-    *[("ex-nadaraya-watson", nw_right, wrong, message) for wrong, message in NADARAYA_WATSON_MISTAKES],
-    *[("ex-masked-softmax", masked_softmax_right, wrong, message) for wrong, message in MASKED_SOFTMAX_MISTAKES],
+    *[
+        ("ex-epanechnikov", epanechnikov_right, wrong, message)
+        for wrong, message in EPANECHNIKOV_MISTAKES
+    ],
+    *[
+        ("ex-nadaraya-watson", nw_right, wrong, message)
+        for wrong, message in NADARAYA_WATSON_MISTAKES
+    ],
+    *[
+        ("ex-masked-softmax", masked_softmax_right, wrong, message)
+        for wrong, message in MASKED_SOFTMAX_MISTAKES
+    ],
     *[("ex-sdpa", sdpa_right, wrong, message) for wrong, message in SDPA_MISTAKES],
-    *[("ex-split-heads", split_heads_right, wrong, message) for wrong, message in SPLIT_HEADS_MISTAKES],
-    *[("ex-positional-encoding", pe_right, wrong, message) for wrong, message in POSITIONAL_ENCODING_MISTAKES],
-    *[("ex-causal-mask", causal_right, wrong, message) for wrong, message in CAUSAL_MASK_MISTAKES],
-    *[("ex-padding-mask", padding_right, wrong, message) for wrong, message in PADDING_MASK_MISTAKES],
-    *[("ex-patchify", patchify_right, wrong, message) for wrong, message in PATCHIFY_MISTAKES],
-    *[("ex-box-convert", cxcywh_right, wrong, message) for wrong, message in BOX_CONVERT_MISTAKES],
+    *[
+        ("ex-split-heads", split_heads_right, wrong, message)
+        for wrong, message in SPLIT_HEADS_MISTAKES
+    ],
+    *[
+        ("ex-positional-encoding", pe_right, wrong, message)
+        for wrong, message in POSITIONAL_ENCODING_MISTAKES
+    ],
+    *[
+        ("ex-causal-mask", causal_right, wrong, message)
+        for wrong, message in CAUSAL_MASK_MISTAKES
+    ],
+    *[
+        ("ex-padding-mask", padding_right, wrong, message)
+        for wrong, message in PADDING_MASK_MISTAKES
+    ],
+    *[
+        ("ex-patchify", patchify_right, wrong, message)
+        for wrong, message in PATCHIFY_MISTAKES
+    ],
+    *[
+        ("ex-box-convert", cxcywh_right, wrong, message)
+        for wrong, message in BOX_CONVERT_MISTAKES
+    ],
     *[("ex-giou", giou_right, wrong, message) for wrong, message in GIOU_MISTAKES],
-    *[("ex-hungarian", scipy_match, wrong, message) for wrong, message in HUNGARIAN_MISTAKES],
-    *[("ex-infonce", infonce_right, wrong, message) for wrong, message in INFONCE_MISTAKES],
-    *[("ex-momentum-update", momentum_right, wrong, message) for wrong, message in MOMENTUM_UPDATE_MISTAKES],
+    *[
+        ("ex-hungarian", scipy_match, wrong, message)
+        for wrong, message in HUNGARIAN_MISTAKES
+    ],
+    *[
+        ("ex-infonce", infonce_right, wrong, message)
+        for wrong, message in INFONCE_MISTAKES
+    ],
+    *[
+        ("ex-momentum-update", momentum_right, wrong, message)
+        for wrong, message in MOMENTUM_UPDATE_MISTAKES
+    ],
 ]
 
 
-@pytest.mark.parametrize("exercise_id, right, wrong, message", CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
-def test_checker_accepts_the_right_answer_and_names_the_mistake(exercise_id, right, wrong, message, capsys):
+@pytest.mark.parametrize(
+    "exercise_id, right, wrong, message",
+    CASES,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)],
+)
+def test_checker_accepts_the_right_answer_and_names_the_mistake(
+    exercise_id, right, wrong, message, capsys
+):
     passed, out = run(exercise_id, right, capsys)
     assert passed, out
     passed, out = run(exercise_id, wrong, capsys)
@@ -413,4 +545,6 @@ def test_checker_accepts_the_right_answer_and_names_the_mistake(exercise_id, rig
 
 
 def test_every_exercise_has_typical_mistakes_in_the_table():
-    assert {c[0] for c in CASES} == set(EXERCISES), "add the new exercise's mistakes to CASES"
+    assert {c[0] for c in CASES} == set(EXERCISES), (
+        "add the new exercise's mistakes to CASES"
+    )

@@ -21,6 +21,7 @@ def tiny_moco(queue_size=6, dim=4, **kwargs):
 
 # -- the loss ---------------------------------------------------------------
 
+
 def test_info_nce_logits_match_a_loop_over_pairs():
     g = torch.Generator().manual_seed(0)
     q, k = torch.randn(3, 5, generator=g), torch.randn(3, 5, generator=g)
@@ -44,20 +45,29 @@ def test_info_nce_loss_is_minus_log_softmax_of_the_positive():
     assert torch.isclose(loss, manual, atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(queue=torch.randn(7, 3)), "queue's feature dimension"),
-    (dict(k=torch.randn(2, 5)), "same shape"),
-    (dict(temperature=0.0), "temperature"),
-    (dict(q=torch.randn(3, 5, 1)), "q"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(queue=torch.randn(7, 3)), "queue's feature dimension"),
+        (dict(k=torch.randn(2, 5)), "same shape"),
+        (dict(temperature=0.0), "temperature"),
+        (dict(q=torch.randn(3, 5, 1)), "q"),
+    ],
+)
 def test_info_nce_bad_inputs_name_the_argument(kwargs, message):
-    args = dict(q=torch.randn(3, 5), k=torch.randn(3, 5), queue=torch.randn(7, 5), temperature=0.1)
+    args = dict(
+        q=torch.randn(3, 5),
+        k=torch.randn(3, 5),
+        queue=torch.randn(7, 5),
+        temperature=0.1,
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         moco.info_nce_logits(**args)
 
 
 # -- momentum and the queue --------------------------------------------------
+
 
 @pytest.mark.parametrize("m", [0.0, 0.9, 0.999, 1.0])
 def test_momentum_update_matches_the_formula(m):
@@ -66,7 +76,9 @@ def test_momentum_update_matches_the_formula(m):
     before_q = [p.detach().clone() for p in encoder_q.parameters()]
     before_k = [p.detach().clone() for p in encoder_k.parameters()]
     moco.momentum_update(encoder_q, encoder_k, m)
-    for pq, pk, q0, k0 in zip(encoder_q.parameters(), encoder_k.parameters(), before_q, before_k):
+    for pq, pk, q0, k0 in zip(
+        encoder_q.parameters(), encoder_k.parameters(), before_q, before_k
+    ):
         assert torch.allclose(pk, m * k0 + (1 - m) * q0, atol=1e-7)
         assert torch.equal(pq.detach(), q0)
         assert pk.grad_fn is None
@@ -84,14 +96,18 @@ def test_queue_wraps_around_and_keeps_the_newest_keys():
     batches = [F.normalize(torch.randn(4, 4), dim=1) for _ in range(3)]
     model.enqueue(batches[0])
     assert torch.equal(model.queue[:4], batches[0]) and int(model.queue_pointer) == 4
-    model.enqueue(batches[1])            # slots 4, 5, then wraps to 0, 1
+    model.enqueue(batches[1])  # slots 4, 5, then wraps to 0, 1
     assert torch.equal(model.queue[4:], batches[1][:2])
     assert torch.equal(model.queue[:2], batches[1][2:])
     assert torch.equal(model.queue[2:4], batches[0][2:])
     assert int(model.queue_pointer) == 2
-    big = F.normalize(torch.randn(8, 4), dim=1)   # more keys than slots: the newest 6 stay
+    big = F.normalize(
+        torch.randn(8, 4), dim=1
+    )  # more keys than slots: the newest 6 stay
     model.enqueue(big)
-    assert {tuple(r) for r in model.queue.tolist()} == {tuple(r) for r in big[2:].tolist()}
+    assert {tuple(r) for r in model.queue.tolist()} == {
+        tuple(r) for r in big[2:].tolist()
+    }
     assert int(model.queue_pointer) == (2 + 8) % 6
 
 
@@ -103,7 +119,9 @@ def test_enqueue_rejects_keys_of_the_wrong_dimension():
 
 def test_moco_rejects_an_encoder_whose_output_does_not_fit_the_queue():
     torch.manual_seed(0)
-    model = moco.MoCo(nn.Sequential(nn.Flatten(), nn.Linear(16, 5)), dim=4, queue_size=8)
+    model = moco.MoCo(
+        nn.Sequential(nn.Flatten(), nn.Linear(16, 5)), dim=4, queue_size=8
+    )
     x = torch.rand(2, 1, 4, 4)
     with pytest.raises(ValueError, match="queue's feature dimension"):
         model(x, x)
@@ -120,7 +138,7 @@ def test_one_moco_step_trains_only_the_query_encoder_and_fills_the_queue():
     assert all(p.grad is None for p in model.encoder_k.parameters())
     optimizer.step()
     assert 0 <= info["pretext_accuracy"] <= 1
-    assert int(model.queue_pointer) == 0          # symmetric: 2 x 4 keys in a queue of 8
+    assert int(model.queue_pointer) == 0  # symmetric: 2 x 4 keys in a queue of 8
     assert torch.allclose(model.queue.norm(dim=1), torch.ones(8), atol=1e-5)
     # the first momentum step moved encoder_k 10 % of the way to encoder_q's old weights
     for pk, k0, q0 in zip(model.encoder_k.parameters(), k_before, q_before):
@@ -128,6 +146,7 @@ def test_one_moco_step_trains_only_the_query_encoder_and_fills_the_queue():
 
 
 # -- BatchNorm on one device --------------------------------------------------
+
 
 def test_batch_shuffle_and_unshuffle_are_inverses():
     x = torch.arange(10.0)[:, None].repeat(1, 3)
@@ -141,18 +160,26 @@ def test_split_batchnorm_normalises_each_sub_batch_with_its_own_statistics():
     bn = moco.SplitBatchNorm(3, num_splits=4)
     x = torch.randn(8, 3, 5, 5) * torch.arange(1.0, 9.0).view(8, 1, 1, 1)
     out = bn(x)
-    for j in range(4):                    # sub-batch j holds samples j, j + 4, ... (strided)
+    for j in range(4):  # sub-batch j holds samples j, j + 4, ... (strided)
         reference = F.batch_norm(x[j::4], None, None, training=True, eps=bn.eps)
         assert torch.allclose(out[j::4], reference, atol=1e-5)
     # running statistics: the average over sub-batches of what one BatchNorm would track
-    expected_mean = 0.1 * torch.stack([x[j::4].mean(dim=(0, 2, 3)) for j in range(4)]).mean(0)
+    expected_mean = 0.1 * torch.stack(
+        [x[j::4].mean(dim=(0, 2, 3)) for j in range(4)]
+    ).mean(0)
     assert torch.allclose(bn.running_mean, expected_mean, atol=1e-5)
     bn.eval()
-    assert torch.allclose(bn(x), F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
-                                              False, 0.0, bn.eps), atol=1e-6)
+    assert torch.allclose(
+        bn(x),
+        F.batch_norm(
+            x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps
+        ),
+        atol=1e-6,
+    )
 
 
 # -- judging features -----------------------------------------------------------
+
 
 def test_knn_predict_agrees_with_scikit_learn_when_the_weights_cannot_change_the_vote():
     # three well-separated clusters: all k neighbours of a test point share its cluster's label,
@@ -164,7 +191,9 @@ def test_knn_predict_agrees_with_scikit_learn_when_the_weights_cannot_change_the
     queries = torch.cat([c + 0.3 * torch.randn(5, 8, generator=g) for c in centres])
     bank, queries = F.normalize(bank, dim=1), F.normalize(queries, dim=1)
     ours = moco.knn_predict(queries, bank, labels, num_classes=3, k=7)
-    sklearn = KNeighborsClassifier(n_neighbors=7, metric="cosine").fit(bank.numpy(), labels.numpy())
+    sklearn = KNeighborsClassifier(n_neighbors=7, metric="cosine").fit(
+        bank.numpy(), labels.numpy()
+    )
     assert np.array_equal(ours.numpy(), sklearn.predict(queries.numpy()))
 
 
@@ -173,16 +202,22 @@ def test_knn_weighting_follows_exp_similarity_over_temperature():
     bank = F.normalize(torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.6, -0.8]]), dim=1)
     labels = torch.tensor([0, 1, 1])
     query = torch.tensor([[1.0, 0.0]])
-    sharp = moco.knn_predict(query, bank, labels, 2, k=3, temperature=0.1)   # e^10 vs 2 e^6
-    flat = moco.knn_predict(query, bank, labels, 2, k=3, temperature=10.0)   # ~1 vs ~2
+    sharp = moco.knn_predict(
+        query, bank, labels, 2, k=3, temperature=0.1
+    )  # e^10 vs 2 e^6
+    flat = moco.knn_predict(query, bank, labels, 2, k=3, temperature=10.0)  # ~1 vs ~2
     assert sharp.item() == 0 and flat.item() == 1
 
 
 def test_knn_predict_bad_inputs():
     with pytest.raises(ValueError, match="same dimension"):
-        moco.knn_predict(torch.randn(2, 3), torch.randn(5, 4), torch.zeros(5, dtype=torch.long), 2)
+        moco.knn_predict(
+            torch.randn(2, 3), torch.randn(5, 4), torch.zeros(5, dtype=torch.long), 2
+        )
     with pytest.raises(ValueError, match="one label per bank feature"):
-        moco.knn_predict(torch.randn(2, 3), torch.randn(5, 3), torch.zeros(4, dtype=torch.long), 2)
+        moco.knn_predict(
+            torch.randn(2, 3), torch.randn(5, 3), torch.zeros(4, dtype=torch.long), 2
+        )
 
 
 def test_extract_features_are_normalised_and_restore_training_mode():
@@ -202,6 +237,7 @@ def test_linear_probe_separates_separable_features():
 
 # -- views and data ----------------------------------------------------------------
 
+
 def test_augment_keeps_shape_and_range_and_is_random():
     images = data.load_digits_images(16).x_train[:8]
     g = torch.Generator().manual_seed(0)
@@ -219,7 +255,7 @@ def test_shifted_digits_move_the_ink_around():
     for image in split.x_train[:50, 0]:
         ink = (image > 0.5).nonzero().float()
         centres.append(ink.mean(0))
-    assert torch.stack(centres).std(0).min() > 2      # digits are not all in one place
+    assert torch.stack(centres).std(0).min() > 2  # digits are not all in one place
 
 
 def test_cifar10_loader_reads_the_python_pickles(tmp_path):
@@ -227,16 +263,26 @@ def test_cifar10_loader_reads_the_python_pickles(tmp_path):
     folder.mkdir()
     rng = np.random.default_rng(0)
     for name, n in [*((f"data_batch_{i}", 4) for i in range(1, 6)), ("test_batch", 3)]:
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 b"labels": rng.integers(0, 10, n).tolist()}
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, n).tolist(),
+        }
         with open(folder / name, "wb") as file:
             pickle.dump(batch, file)
     split = data.load_cifar10(str(tmp_path))
-    assert split.x_train.shape == (20, 3, 32, 32) and split.x_test.shape == (3, 3, 32, 32)
+    assert split.x_train.shape == (20, 3, 32, 32) and split.x_test.shape == (
+        3,
+        3,
+        32,
+        32,
+    )
     with open(folder / "test_batch", "rb") as file:
         raw = pickle.load(file)
     # channel-major rows: the first 1024 bytes are the red plane
-    assert torch.allclose(split.x_test[0, 0].flatten() * 255, torch.as_tensor(raw[b"data"][0, :1024]).float())
+    assert torch.allclose(
+        split.x_test[0, 0].flatten() * 255,
+        torch.as_tensor(raw[b"data"][0, :1024]).float(),
+    )
     assert split.y_test.tolist() == raw[b"labels"]
     with pytest.raises(FileNotFoundError, match="download=True"):
         data.load_cifar10(str(tmp_path / "missing"))
@@ -244,12 +290,19 @@ def test_cifar10_loader_reads_the_python_pickles(tmp_path):
 
 # -- the full profile's colour views (MoCo v2's CIFAR-10 recipe) --------------------------
 
+
 def test_colour_views_with_every_random_part_switched_off_are_the_images():
     images = torch.rand(6, 3, 16, 16)
     plain = dict(scale=(1, 1), ratio=(1, 1), flip=0.0, grayscale=0.0)
-    assert torch.allclose(moco.augment_colour(images, jitter=0.0, **plain), images, atol=1e-6)
+    assert torch.allclose(
+        moco.augment_colour(images, jitter=0.0, **plain), images, atol=1e-6
+    )
     no_strength = dict(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0)
-    assert torch.allclose(moco.augment_colour(images, jitter=1.0, **plain, **no_strength), images, atol=1e-5)
+    assert torch.allclose(
+        moco.augment_colour(images, jitter=1.0, **plain, **no_strength),
+        images,
+        atol=1e-5,
+    )
     flipped = moco.augment_colour(images, jitter=0.0, **{**plain, "flip": 1.0})
     assert torch.allclose(flipped, images.flip(-1), atol=1e-6)
 
@@ -259,9 +312,14 @@ def test_colour_jitter_matches_torchvision_at_a_fixed_strength():
     from torchvision.transforms.v2 import functional as TF
 
     images = torch.rand(4, 3, 16, 16)
-    plain = dict(scale=(1, 1), ratio=(1, 1), flip=0.0, grayscale=0.0, jitter=1.0, hue=0.0)
-    for name, adjust in [("brightness", TF.adjust_brightness), ("contrast", TF.adjust_contrast),
-                         ("saturation", TF.adjust_saturation)]:
+    plain = dict(
+        scale=(1, 1), ratio=(1, 1), flip=0.0, grayscale=0.0, jitter=1.0, hue=0.0
+    )
+    for name, adjust in [
+        ("brightness", TF.adjust_brightness),
+        ("contrast", TF.adjust_contrast),
+        ("saturation", TF.adjust_saturation),
+    ]:
         others = {k: 0.0 for k in ("brightness", "contrast", "saturation") if k != name}
         ours = moco.augment_colour(images, **plain, **others, **{name: 0.0})
         assert torch.allclose(ours, images, atol=1e-5)
@@ -271,21 +329,27 @@ def test_colour_jitter_matches_torchvision_at_a_fixed_strength():
         factors = []
         for image, view in zip(images, ours):
             candidates = torch.linspace(0.5, 1.5, 1001)
-            errors = torch.stack([(adjust(image, float(f)) - view).abs().max() for f in candidates])
+            errors = torch.stack(
+                [(adjust(image, float(f)) - view).abs().max() for f in candidates]
+            )
             factors.append(float(candidates[errors.argmin()]))
             assert errors.min() < 2e-3, (name, errors.min())
-        assert len(set(round(f, 2) for f in factors)) > 1, "each image draws its own factor"
+        assert len(set(round(f, 2) for f in factors)) > 1, (
+            "each image draws its own factor"
+        )
 
 
 def test_hue_shift_per_image_equals_torchvisions_adjust_hue():
     from torchvision.transforms.v2 import functional as TF
 
     images = torch.rand(6, 3, 8, 8)
-    images[0] = 0.5                                     # grey: no hue at all
+    images[0] = 0.5  # grey: no hue at all
     turns = torch.tensor([0.05, -0.1, 0.5, 0.0, 0.3, -0.45])
     ours = moco._shift_hue(images, turns)
     for image, shifted, turn in zip(images, ours, turns):
-        torch.testing.assert_close(shifted, TF.adjust_hue(image, float(turn)), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            shifted, TF.adjust_hue(image, float(turn)), atol=1e-5, rtol=0
+        )
 
 
 def test_colour_views_are_drawn_per_image_and_grey_about_a_fifth_of_the_time():
@@ -293,7 +357,7 @@ def test_colour_views_are_drawn_per_image_and_grey_about_a_fifth_of_the_time():
     g = torch.Generator().manual_seed(0)
     views = moco.augment_colour(images, g)
     assert views.shape == images.shape and 0 <= views.min() and views.max() <= 1
-    assert (views[1:] - views[:1]).abs().amax((1, 2, 3)).min() > 0       # no two alike
+    assert (views[1:] - views[:1]).abs().amax((1, 2, 3)).min() > 0  # no two alike
     grey = (views[:, 0] - views[:, 1]).abs().amax((1, 2)) < 1e-6
     assert 0.16 < grey.float().mean() < 0.24
     with pytest.raises(ValueError, match="RGB"):
@@ -313,7 +377,9 @@ def test_knn_in_chunks_equals_knn_at_once():
     labels = torch.randint(0, 5, (300,), generator=g)
     queries = F.normalize(torch.randn(70, 8, generator=g), dim=1)
     at_once = moco.knn_predict(queries, bank, labels, 5, k=10, chunk_size=1000)
-    assert torch.equal(moco.knn_predict(queries, bank, labels, 5, k=10, chunk_size=16), at_once)
+    assert torch.equal(
+        moco.knn_predict(queries, bank, labels, 5, k=10, chunk_size=16), at_once
+    )
 
 
 def test_cifar10_download_failure_says_what_to_do(tmp_path, monkeypatch):
@@ -324,5 +390,7 @@ def test_cifar10_download_failure_says_what_to_do(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    with pytest.raises(RuntimeError, match="could not download CIFAR-10.*Without internet"):
+    with pytest.raises(
+        RuntimeError, match="could not download CIFAR-10.*Without internet"
+    ):
         data.load_cifar10(str(tmp_path), download=True)

@@ -9,25 +9,51 @@ from tools import results_page
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_results_page_shows_every_recorded_number_machine_and_benchmark(tmp_path, monkeypatch):
+def test_results_page_shows_every_recorded_number_machine_and_benchmark(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
     monkeypatch.setenv("COURSE_PROFILE", "quick")
     course_lib.setup(seed=3, verbose=False)
-    course_lib.record("01_attention_pooling", mse_parametric=0.2981, train_seconds=1.25,
-                      sweep=[0.91388, 0.95])
-    (tmp_path / results_page.BENCHMARK).write_text(json.dumps({
-        "shape": {"B": 32, "T": 128, "D": 256, "H": 8}, "threads": 2, "torch": "9.9",
-        "rows": [{"case": "no mask", "course_lib_ms": 12.5, "torch_ms": 15.0, "ratio": 12.5 / 15.0}]}))
+    course_lib.record(
+        "01_attention_pooling",
+        mse_parametric=0.2981,
+        train_seconds=1.25,
+        sweep=[0.91388, 0.95],
+    )
+    (tmp_path / results_page.BENCHMARK).write_text(
+        json.dumps(
+            {
+                "shape": {"B": 32, "T": 128, "D": 256, "H": 8},
+                "threads": 2,
+                "torch": "9.9",
+                "rows": [
+                    {
+                        "case": "no mask",
+                        "course_lib_ms": 12.5,
+                        "torch_ms": 15.0,
+                        "ratio": 12.5 / 15.0,
+                    }
+                ],
+            }
+        )
+    )
     page = results_page.render(tmp_path)
-    assert "[1. Attention cues and attention pooling](01_attention_pooling.ipynb)" in page
-    assert "| `mse_parametric` | 0.2981 |" in page and "| `train_seconds` | 1.25 |" in page
+    assert (
+        "[1. Attention cues and attention pooling](01_attention_pooling.ipynb)" in page
+    )
+    assert (
+        "| `mse_parametric` | 0.2981 |" in page and "| `train_seconds` | 1.25 |" in page
+    )
     assert "| `sweep` | [0.9139, 0.95] |" in page
     assert "quick profile" in page and "seed 3" in page
     assert f"{course_lib._machine()['cpu_count']} cores" in page
     assert "| no mask | 12.50 | 15.00 | 0.83× |" in page
 
 
-def test_full_profile_column_says_not_measured_until_a_gpu_run_is_committed(tmp_path, monkeypatch):
+def test_full_profile_column_says_not_measured_until_a_gpu_run_is_committed(
+    tmp_path, monkeypatch
+):
     quick, full = tmp_path / "quick", tmp_path / "full"
     monkeypatch.setenv("COURSE_RESULTS_DIR", str(quick))
     monkeypatch.setenv("COURSE_PROFILE", "quick")
@@ -45,7 +71,9 @@ def test_full_profile_column_says_not_measured_until_a_gpu_run_is_committed(tmp_
 
 
 def test_a_corrupt_or_foreign_results_file_is_reported_not_shown(tmp_path):
-    (tmp_path / "01_attention_pooling.json").write_text('{"notebook": "01_attention_pooling", "metr')
+    (tmp_path / "01_attention_pooling.json").write_text(
+        '{"notebook": "01_attention_pooling", "metr'
+    )
     (tmp_path / "02_scoring_functions.json").write_text('{"something": "else"}')
     page = results_page.render(tmp_path, full_dir=tmp_path / "none")
     assert "`01_attention_pooling.json` could not be read" in page
@@ -68,7 +96,10 @@ def test_a_failing_record_removes_the_previous_runs_numbers(tmp_path, monkeypatc
 
 def test_results_page_says_when_nothing_ran(tmp_path):
     page = results_page.render(tmp_path)
-    assert "No chapter has recorded results" in page and "did not run in this build" in page
+    assert (
+        "No chapter has recorded results" in page
+        and "did not run in this build" in page
+    )
 
 
 def test_glossary_links_point_at_existing_sections():
@@ -81,6 +112,11 @@ def test_glossary_links_point_at_existing_sections():
     assert len(links) >= 20
     for notebook, anchor in links:
         cells = json.loads((ROOT / "book" / notebook).read_text())["cells"]
-        headings = [line.lstrip("#").strip() for cell in cells if cell["cell_type"] == "markdown"
-                    for line in "".join(cell["source"]).splitlines() if line.startswith("#")]
+        headings = [
+            line.lstrip("#").strip()
+            for cell in cells
+            if cell["cell_type"] == "markdown"
+            for line in "".join(cell["source"]).splitlines()
+            if line.startswith("#")
+        ]
         assert anchor in {default_slugify(h) for h in headings}, (notebook, anchor)

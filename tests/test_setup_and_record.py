@@ -12,7 +12,13 @@ import course_lib
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ("COURSE_PROFILE", "COURSE_SEED", "COURSE_DEVICE", "COURSE_RESULTS_DIR", "COURSE_SMOKE"):
+    for name in (
+        "COURSE_PROFILE",
+        "COURSE_SEED",
+        "COURSE_DEVICE",
+        "COURSE_RESULTS_DIR",
+        "COURSE_SMOKE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -25,7 +31,9 @@ def test_defaults_on_a_cpu_machine(capsys):
 
 
 def test_the_default_profile_is_quick_on_a_gpu_too(monkeypatch):
-    monkeypatch.setattr(course_lib, "_pick_device", lambda requested: torch.device("cuda"))
+    monkeypatch.setattr(
+        course_lib, "_pick_device", lambda requested: torch.device("cuda")
+    )
     assert course_lib.setup(verbose=False).profile == "quick"
 
 
@@ -33,13 +41,17 @@ def test_smoke_run_overrides_the_sizes_it_names(monkeypatch, capsys):
     monkeypatch.setenv("COURSE_SMOKE", "1")
     cfg = course_lib.setup(profile="full")
     assert cfg.smoke and "smoke run" in capsys.readouterr().out
-    hp = cfg.choose(quick=dict(n=100, d=8), full=dict(n=10_000, d=256), smoke=dict(n=16))
-    assert hp == dict(n=16, d=256)                     # the full model, on tiny data
+    hp = cfg.choose(
+        quick=dict(n=100, d=8), full=dict(n=10_000, d=256), smoke=dict(n=16)
+    )
+    assert hp == dict(n=16, d=256)  # the full model, on tiny data
     with pytest.raises(KeyError, match="does not define"):
         cfg.choose(quick=dict(n=1), full=dict(n=2), smoke=dict(steps=3))
     monkeypatch.setenv("COURSE_SMOKE", "0")
     cfg = course_lib.setup(profile="full", verbose=False)
-    assert cfg.choose(quick=dict(n=100), full=dict(n=10_000), smoke=dict(n=16)) == dict(n=10_000)
+    assert cfg.choose(quick=dict(n=100), full=dict(n=10_000), smoke=dict(n=16)) == dict(
+        n=10_000
+    )
 
 
 def test_a_smoke_run_stops_every_training_loop_after_a_few_steps(monkeypatch):
@@ -49,8 +61,15 @@ def test_a_smoke_run_stops_every_training_loop_after_a_few_steps(monkeypatch):
     course_lib.setup(profile="full", verbose=False)
     model = torch.nn.Linear(2, 1)
     batches = [torch.randn(4, 2) for _ in range(50)]
-    history = train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), batches,
-                        lambda m, x: m(x).pow(2).mean(), epochs=3, max_seconds=100, progress=False)
+    history = train.fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        batches,
+        lambda m, x: m(x).pow(2).mean(),
+        epochs=3,
+        max_seconds=100,
+        progress=False,
+    )
     assert len(history.steps) == course_lib.SMOKE_STEPS
 
 
@@ -81,13 +100,16 @@ def test_seeding_makes_python_numpy_and_torch_repeatable():
     assert torch.rand(1).item() != first[2]
 
 
-@pytest.mark.parametrize("env, value, message", [
-    ("COURSE_PROFILE", "fast", "COURSE_PROFILE"),
-    ("COURSE_SEED", "abc", "COURSE_SEED"),
-    ("COURSE_DEVICE", "gpu0", "COURSE_DEVICE"),
-    ("COURSE_SEED", "4294967296", "from 0 to 4294967295"),
-    ("COURSE_SMOKE", "maybe", "COURSE_SMOKE"),
-])
+@pytest.mark.parametrize(
+    "env, value, message",
+    [
+        ("COURSE_PROFILE", "fast", "COURSE_PROFILE"),
+        ("COURSE_SEED", "abc", "COURSE_SEED"),
+        ("COURSE_DEVICE", "gpu0", "COURSE_DEVICE"),
+        ("COURSE_SEED", "4294967296", "from 0 to 4294967295"),
+        ("COURSE_SMOKE", "maybe", "COURSE_SMOKE"),
+    ],
+)
 def test_bad_environment_gives_a_clear_error(monkeypatch, env, value, message):
     monkeypatch.setenv(env, value)
     with pytest.raises(ValueError, match=message):
@@ -99,17 +121,22 @@ def test_negative_seed_is_rejected():
         course_lib.setup(seed=-1, verbose=False)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(device=0), TypeError, "device must be a string"),
-    (dict(profile=""), ValueError, "profile must be one of"),
-    (dict(profile="fast"), ValueError, "profile must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(device=0), TypeError, "device must be a string"),
+        (dict(profile=""), ValueError, "profile must be one of"),
+        (dict(profile="fast"), ValueError, "profile must be one of"),
+    ],
+)
 def test_bad_arguments_are_not_ignored(kwargs, error, message):
     with pytest.raises(error, match=message):
         course_lib.setup(verbose=False, **kwargs)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when CUDA is missing")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the error raised when CUDA is missing"
+)
 def test_requesting_cuda_without_cuda_is_an_error():
     with pytest.raises(ValueError, match="CUDA is not available"):
         course_lib.setup(device="cuda", verbose=False)
@@ -118,12 +145,22 @@ def test_requesting_cuda_without_cuda_is_an_error():
 def test_record_prints_and_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "results"))
     course_lib.setup(profile="quick", seed=5, device="cpu", verbose=False)
-    course_lib.record("01_attention_pooling", mse=torch.tensor(0.25), steps=np.int64(300),
-                      ok=True, curve=torch.tensor([1.0, 0.5]))
+    course_lib.record(
+        "01_attention_pooling",
+        mse=torch.tensor(0.25),
+        steps=np.int64(300),
+        ok=True,
+        curve=torch.tensor([1.0, 0.5]),
+    )
     out = capsys.readouterr().out
     assert "01_attention_pooling" in out and "mse" in out and "0.25" in out
     saved = json.loads((tmp_path / "results" / "01_attention_pooling.json").read_text())
-    assert saved["metrics"] == {"mse": 0.25, "steps": 300, "ok": True, "curve": [1.0, 0.5]}
+    assert saved["metrics"] == {
+        "mse": 0.25,
+        "steps": 300,
+        "ok": True,
+        "curve": [1.0, 0.5],
+    }
     assert (saved["profile"], saved["seed"], saved["device"]) == ("quick", 5, "cpu")
     assert saved["machine"]["cpu_count"] >= 1
     assert saved["seconds_since_setup"] >= 0

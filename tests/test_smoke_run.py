@@ -22,13 +22,21 @@ CHAPTER = ROOT / "book" / "05_vision_transformer.ipynb"
 
 def smoke(notebook: Path, out: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "SMOKE_DIR": str(out)}
-    return subprocess.run([sys.executable, "-m", "tools.smoke_run", str(notebook)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.smoke_run", str(notebook)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_a_wrong_size_in_the_full_vit_config_fails_the_smoke_run(tmp_path):
     nb = nbtools.load(CHAPTER)
-    hp = next(c for c in nb["cells"] if nbtools.source(c).startswith("HP = cfg.choose("))
+    hp = next(
+        c for c in nb["cells"] if nbtools.source(c).startswith("HP = cfg.choose(")
+    )
     text = nbtools.source(hp)
     full = text.index("full=dict(")
     assert "patch_size=4," in text[full:]

@@ -22,7 +22,9 @@ def test_notebooks_tool_names_an_unknown_command(capsys):
     assert "unknown command polish" in capsys.readouterr().out
 
 
-def test_build_book_checks_the_names_before_it_deletes_anything(tmp_path, monkeypatch, capsys):
+def test_build_book_checks_the_names_before_it_deletes_anything(
+    tmp_path, monkeypatch, capsys
+):
     copy = tmp_path / "exec"
     (copy / "book").mkdir(parents=True)
     (copy / "book" / "keep.txt").write_text("the last build")
@@ -33,8 +35,12 @@ def test_build_book_checks_the_names_before_it_deletes_anything(tmp_path, monkey
 
 
 def test_standin_data_module_runs_as_a_command(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "tools.standin_data", str(tmp_path)], cwd=ROOT,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "tools.standin_data", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "cifar-10-batches-py" / "test_batch").exists()
     assert (tmp_path / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists()

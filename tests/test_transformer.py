@@ -22,31 +22,63 @@ D, H, FF = 32, 4, 64
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_encoder_block_equals_pytorch(norm_first, activation):
     torch.manual_seed(0)
-    theirs = nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, batch_first=True, norm_first=norm_first,
-                                        activation=activation).eval()
-    ours = EncoderBlock(D, H, FF, dropout=0.0, norm_first=norm_first,
-                        activation=activation).load_from_torch(theirs).eval()
+    theirs = nn.TransformerEncoderLayer(
+        D,
+        H,
+        FF,
+        dropout=0.0,
+        batch_first=True,
+        norm_first=norm_first,
+        activation=activation,
+    ).eval()
+    ours = (
+        EncoderBlock(
+            D, H, FF, dropout=0.0, norm_first=norm_first, activation=activation
+        )
+        .load_from_torch(theirs)
+        .eval()
+    )
     x = torch.randn(3, 7, D)
     real = padding_mask(torch.tensor([7, 4, 6]), 7)
     with torch.no_grad():
-        torch.testing.assert_close(ours(x, key_padding_mask=real), theirs(x, src_key_padding_mask=~real),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            ours(x, key_padding_mask=real),
+            theirs(x, src_key_padding_mask=~real),
+            atol=1e-5,
+            rtol=1e-5,
+        )
         torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_decoder_block_equals_pytorch(norm_first):
     torch.manual_seed(1)
-    theirs = nn.TransformerDecoderLayer(D, H, FF, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
-    ours = DecoderBlock(D, H, FF, dropout=0.0, norm_first=norm_first).load_from_torch(theirs).eval()
+    theirs = nn.TransformerDecoderLayer(
+        D, H, FF, dropout=0.0, batch_first=True, norm_first=norm_first
+    ).eval()
+    ours = (
+        DecoderBlock(D, H, FF, dropout=0.0, norm_first=norm_first)
+        .load_from_torch(theirs)
+        .eval()
+    )
     y, memory = torch.randn(3, 5, D), torch.randn(3, 6, D)
     tgt_real = padding_mask(torch.tensor([5, 3, 4]), 5)
     src_real = padding_mask(torch.tensor([6, 2, 5]), 6)
     with torch.no_grad():
-        out = ours(y, memory, tgt_mask=causal_mask(5), tgt_key_padding_mask=tgt_real,
-                   memory_key_padding_mask=src_real)
-        ref = theirs(y, memory, tgt_mask=~causal_mask(5), tgt_key_padding_mask=~tgt_real,
-                     memory_key_padding_mask=~src_real)
+        out = ours(
+            y,
+            memory,
+            tgt_mask=causal_mask(5),
+            tgt_key_padding_mask=tgt_real,
+            memory_key_padding_mask=src_real,
+        )
+        ref = theirs(
+            y,
+            memory,
+            tgt_mask=~causal_mask(5),
+            tgt_key_padding_mask=~tgt_real,
+            memory_key_padding_mask=~src_real,
+        )
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
@@ -55,23 +87,45 @@ def test_feed_forward_is_a_1x1_convolution():
     ffn = PositionwiseFeedForward(D, FF)
     conv1, conv2 = nn.Conv1d(D, FF, 1), nn.Conv1d(FF, D, 1)
     with torch.no_grad():
-        conv1.weight.copy_(ffn.linear1.weight[:, :, None]), conv1.bias.copy_(ffn.linear1.bias)
-        conv2.weight.copy_(ffn.linear2.weight[:, :, None]), conv2.bias.copy_(ffn.linear2.bias)
+        (
+            conv1.weight.copy_(ffn.linear1.weight[:, :, None]),
+            conv1.bias.copy_(ffn.linear1.bias),
+        )
+        (
+            conv2.weight.copy_(ffn.linear2.weight[:, :, None]),
+            conv2.bias.copy_(ffn.linear2.bias),
+        )
     x = torch.randn(2, 9, D)
-    torch.testing.assert_close(ffn(x), conv2(torch.relu(conv1(x.transpose(1, 2)))).transpose(1, 2),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        ffn(x),
+        conv2(torch.relu(conv1(x.transpose(1, 2)))).transpose(1, 2),
+        atol=1e-5,
+        rtol=1e-5,
+    )
 
 
 def test_causal_mask():
-    assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    assert causal_mask(3).tolist() == [
+        [True, False, False],
+        [True, True, False],
+        [True, True, True],
+    ]
     with pytest.raises(ValueError, match="size must be a positive integer"):
         causal_mask(0)
 
 
 def tiny_model(seed=0, **overrides):
     torch.manual_seed(seed)
-    config = TransformerConfig(src_vocab_size=11, tgt_vocab_size=13, d_model=32, num_heads=4, d_ff=64,
-                               dropout=0.0, max_len=20, **overrides)
+    config = TransformerConfig(
+        src_vocab_size=11,
+        tgt_vocab_size=13,
+        d_model=32,
+        num_heads=4,
+        d_ff=64,
+        dropout=0.0,
+        max_len=20,
+        **overrides,
+    )
     return Seq2SeqTransformer(config).eval()
 
 
@@ -83,9 +137,9 @@ def test_decoder_does_not_see_the_future():
     changed[:, 5:] = torch.randint(4, 13, (2, 3))
     with torch.no_grad():
         a, b = model(src, tgt), model(src, changed)
-        torch.testing.assert_close(a[:, :5], b[:, :5])        # positions < 5 unaffected
+        torch.testing.assert_close(a[:, :5], b[:, :5])  # positions < 5 unaffected
         c, d = model(src, tgt, causal=False), model(src, changed, causal=False)
-    assert not torch.allclose(c[:, :5], d[:, :5])              # without the mask they are
+    assert not torch.allclose(c[:, :5], d[:, :5])  # without the mask they are
 
 
 def test_padding_does_not_change_the_real_tokens():
@@ -94,13 +148,19 @@ def test_padding_does_not_change_the_real_tokens():
     padded = torch.tensor([[5, 6, 7, 2, 0, 0, 0]])
     tgt = torch.tensor([[1, 8, 9]])
     with torch.no_grad():
-        torch.testing.assert_close(model(src, tgt), model(padded, tgt), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            model(src, tgt), model(padded, tgt), atol=1e-5, rtol=1e-5
+        )
 
 
 def test_attention_maps_have_one_tensor_per_layer():
     model = tiny_model(num_encoder_layers=2, num_decoder_layers=3)
     with torch.no_grad():
-        model(torch.randint(4, 11, (2, 6)), torch.randint(4, 13, (2, 5)), need_weights=True)
+        model(
+            torch.randint(4, 11, (2, 6)),
+            torch.randint(4, 13, (2, 5)),
+            need_weights=True,
+        )
     maps = model.attention_maps()
     assert [m.shape for m in maps["encoder"]] == [(2, 4, 6, 6)] * 2
     assert [m.shape for m in maps["decoder_self"]] == [(2, 4, 5, 5)] * 3
@@ -110,8 +170,17 @@ def test_attention_maps_have_one_tensor_per_layer():
 def copy_task_model():
     """A model trained for a few seconds to copy its input: decoding must then work."""
     torch.manual_seed(0)
-    config = TransformerConfig(src_vocab_size=10, tgt_vocab_size=10, d_model=32, num_heads=2, d_ff=64,
-                               dropout=0.0, max_len=16, num_encoder_layers=1, num_decoder_layers=1)
+    config = TransformerConfig(
+        src_vocab_size=10,
+        tgt_vocab_size=10,
+        d_model=32,
+        num_heads=2,
+        d_ff=64,
+        dropout=0.0,
+        max_len=16,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+    )
     model = Seq2SeqTransformer(config)
     g = torch.Generator().manual_seed(0)
 
@@ -122,15 +191,21 @@ def copy_task_model():
             words = torch.randint(4, 10, (64, 6), generator=g)
             src = torch.where(torch.arange(6) < lengths[:, None], words, 0)
             src = torch.cat([src, torch.zeros(64, 1, dtype=torch.long)], 1)
-            src[torch.arange(64), lengths] = 2                        # <eos>
+            src[torch.arange(64), lengths] = 2  # <eos>
             tgt_in = torch.cat([torch.ones(64, 1, dtype=torch.long), src[:, :-1]], 1)
             tgt_in = torch.where(tgt_in == 2, 0, tgt_in)
             out.append((src, tgt_in, src))
         return out
 
     loss = nn.CrossEntropyLoss(ignore_index=0)
-    train.fit(model, torch.optim.Adam(model.parameters(), lr=3e-3), batches,
-              lambda m, b: loss(m(b[0], b[1]).flatten(0, 1), b[2].flatten()), epochs=30, progress=False)
+    train.fit(
+        model,
+        torch.optim.Adam(model.parameters(), lr=3e-3),
+        batches,
+        lambda m, b: loss(m(b[0], b[1]).flatten(0, 1), b[2].flatten()),
+        epochs=30,
+        progress=False,
+    )
     return model.eval()
 
 
@@ -144,15 +219,17 @@ def test_greedy_decoding_copies_and_stops_at_eos(copier):
     out = copier.greedy_decode(src, max_len=10)
     assert out[0, :4].tolist() == [5, 7, 9, 2]
     assert out[1, :2].tolist() == [8, 2]
-    assert torch.all(out[1, 2:] == 0)                       # <pad> after <eos>
-    assert out.shape[1] <= 4                                # stopped once every row ended
+    assert torch.all(out[1, 2:] == 0)  # <pad> after <eos>
+    assert out.shape[1] <= 4  # stopped once every row ended
 
 
 def test_beam_search_with_beam_one_equals_greedy(copier):
     g = torch.Generator().manual_seed(5)
     src = torch.randint(4, 10, (16, 5), generator=g)
     src[:, -1] = 2
-    torch.testing.assert_close(copier.beam_search(src, beam_size=1), copier.greedy_decode(src))
+    torch.testing.assert_close(
+        copier.beam_search(src, beam_size=1), copier.greedy_decode(src)
+    )
 
 
 def test_beam_search_never_scores_worse_than_greedy(copier):
@@ -161,12 +238,21 @@ def test_beam_search_never_scores_worse_than_greedy(copier):
     src[:, -1] = 2
 
     def log_prob(output):
-        tgt_in = torch.cat([torch.ones(len(output), 1, dtype=torch.long), output[:, :-1]], 1)
+        tgt_in = torch.cat(
+            [torch.ones(len(output), 1, dtype=torch.long), output[:, :-1]], 1
+        )
         with torch.no_grad():
-            lp = copier(src, tgt_in).log_softmax(-1).gather(2, output[..., None]).squeeze(-1)
+            lp = (
+                copier(src, tgt_in)
+                .log_softmax(-1)
+                .gather(2, output[..., None])
+                .squeeze(-1)
+            )
         return (lp * (output != 0)).sum(-1)
 
-    beam = copier.beam_search(src, beam_size=4, length_penalty=0.0)   # no length normalisation
+    beam = copier.beam_search(
+        src, beam_size=4, length_penalty=0.0
+    )  # no length normalisation
     greedy = copier.greedy_decode(src)
     width = max(beam.shape[1], greedy.shape[1])
     pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]))  # noqa: E731
@@ -175,9 +261,13 @@ def test_beam_search_never_scores_worse_than_greedy(copier):
 
 def test_bad_inputs_give_clear_errors():
     model = tiny_model()
-    with pytest.raises(ValueError, match=r"src has 25 tokens but the positional table only 20"):
+    with pytest.raises(
+        ValueError, match=r"src has 25 tokens but the positional table only 20"
+    ):
         model.encode(torch.full((1, 25), 5))
-    with pytest.raises(ValueError, match=r"src holds token ids outside the vocabulary \[0, 11\)"):
+    with pytest.raises(
+        ValueError, match=r"src holds token ids outside the vocabulary \[0, 11\)"
+    ):
         model.encode(torch.tensor([[5, 11]]))
     with pytest.raises(TypeError, match="src must hold integer token ids"):
         model.encode(torch.rand(1, 3))
@@ -188,9 +278,13 @@ def test_bad_inputs_give_clear_errors():
 
 
 def test_number_translation_data():
-    task = data.make_number_translation(n_train=300, n_test=50, n_valid=20, max_number=5000, small_numbers=100, seed=0)
+    task = data.make_number_translation(
+        n_train=300, n_test=50, n_valid=20, max_number=5000, small_numbers=100, seed=0
+    )
     train_numbers = {s for s, _ in task.train_pairs}
-    assert not train_numbers & {s for s, _ in task.test_pairs + task.valid_pairs}   # held out
+    assert not train_numbers & {
+        s for s, _ in task.test_pairs + task.valid_pairs
+    }  # held out
     assert len(task.test_pairs) == 50 and len(task.valid_pairs) == 20
     assert ("seventy-one", "soixante et onze") in task.train_pairs + task.test_pairs
     for english, french in task.train_pairs[:50]:
@@ -198,7 +292,10 @@ def test_number_translation_data():
         assert data.detokenize(data.tokenize(english)) == english
     src, tgt_in, tgt_out = task.batches(task.train_pairs, 16)[0]
     assert (tgt_in[:, 0] == data.Vocab.BOS).all()
-    torch.testing.assert_close(tgt_in[:, 1:], torch.where(tgt_out[:, :-1] == data.Vocab.EOS, 0, tgt_out[:, :-1]))
+    torch.testing.assert_close(
+        tgt_in[:, 1:],
+        torch.where(tgt_out[:, :-1] == data.Vocab.EOS, 0, tgt_out[:, :-1]),
+    )
     back = task.decode_target(tgt_out)
     assert back == [t for _, t in task.train_pairs[:16]]
     with pytest.raises(ValueError, match="must not exceed max_number"):
@@ -212,4 +309,8 @@ def test_warmup_cosine_schedule():
     for _ in range(11):
         rates.append(opt.param_groups[0]["lr"])
         opt.step(), cosine.step()
-    assert rates[0] == pytest.approx(1.0) and rates[1] == pytest.approx(2.0) and rates[10] == pytest.approx(0.0)
+    assert (
+        rates[0] == pytest.approx(1.0)
+        and rates[1] == pytest.approx(2.0)
+        and rates[10] == pytest.approx(0.0)
+    )

@@ -46,13 +46,20 @@ def prepare_copy() -> None:
     for name in COPIED:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, COPY / name, ignore=shutil.ignore_patterns(
-                ".ipynb_checkpoints", "__pycache__", "_build"))
+            shutil.copytree(
+                src,
+                COPY / name,
+                ignore=shutil.ignore_patterns(
+                    ".ipynb_checkpoints", "__pycache__", "_build"
+                ),
+            )
         elif src.exists():
             shutil.copy2(src, COPY / name)
     config = yaml.safe_load((COPY / "_config.yml").read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"
-    (COPY / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    (COPY / "_config.yml").write_text(
+        yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    )
 
 
 def results_dir() -> Path:
@@ -75,9 +82,20 @@ def execute(stems: list[str]) -> int:
     env = dict(os.environ)
     env.setdefault("COURSE_PROFILE", "quick")
     env["COURSE_RESULTS_DIR"] = str(results_dir())
-    command = [sys.executable, "-m", "pytest", "--nbmake", "--overwrite", "--nbmake-timeout=1200",
-               "-p", "no:cacheprovider", "--durations=0", "-o", "addopts=",
-               *[str(p.relative_to(ROOT)) for p in notebooks]]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbmake",
+        "--overwrite",
+        "--nbmake-timeout=1200",
+        "-p",
+        "no:cacheprovider",
+        "--durations=0",
+        "-o",
+        "addopts=",
+        *[str(p.relative_to(ROOT)) for p in notebooks],
+    ]
     print("$", " ".join(command), flush=True)
     return subprocess.call(command, cwd=ROOT, env=env)
 
@@ -99,8 +117,11 @@ def tidy_streams() -> None:
                 if output.get("output_type") == "stream":
                     text = output["text"]
                     text = "".join(text) if isinstance(text, list) else text
-                    if merged and merged[-1].get("output_type") == "stream" \
-                            and merged[-1]["name"] == output["name"]:
+                    if (
+                        merged
+                        and merged[-1].get("output_type") == "stream"
+                        and merged[-1]["name"] == output["name"]
+                    ):
                         merged[-1]["text"] += text
                         continue
                     output = {**output, "text": text}
@@ -115,8 +136,14 @@ def tidy_streams() -> None:
 
 def run_benchmark() -> int:
     results_dir().mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, str(ROOT / "benchmarks" / "mha_vs_torch.py"),
-               "--json", str(results_dir() / results_page.BENCHMARK), "--rounds", "5"]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "mha_vs_torch.py"),
+        "--json",
+        str(results_dir() / results_page.BENCHMARK),
+        "--rounds",
+        "5",
+    ]
     print("$", " ".join(command), flush=True)
     return subprocess.call(command, cwd=ROOT)
 
@@ -128,9 +155,18 @@ def write_results_page() -> None:
 def build_html() -> int:
     if HTML.exists():
         shutil.rmtree(HTML)
-    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
-               "build", str(COPY.relative_to(ROOT)),
-               "--path-output", str(COPY.relative_to(ROOT)), "-W", "-n", "--keep-going"]
+    command = [
+        sys.executable,
+        "-c",
+        "from jupyter_book.cli.main import main; main()",
+        "build",
+        str(COPY.relative_to(ROOT)),
+        "--path-output",
+        str(COPY.relative_to(ROOT)),
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
     print("$", " ".join(command), flush=True)
     status = subprocess.call(command, cwd=ROOT)
     if status == 0:
@@ -162,7 +198,9 @@ def main(argv: list[str]) -> int:
             return status
     write_results_page()
     status = build_html()
-    print(f"build_book: {'ok' if status == 0 else 'FAILED'} in {time.perf_counter() - start:.0f} s")
+    print(
+        f"build_book: {'ok' if status == 0 else 'FAILED'} in {time.perf_counter() - start:.0f} s"
+    )
     return status
 
 

@@ -20,7 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 
-SETUP_CELL = '''\
+SETUP_CELL = """\
 # @title Setup: run me first
 # "quick" runs in minutes on a laptop's CPU (and shows the book's numbers);
 # "full" trains bigger models on more data and wants a GPU. The variables
@@ -34,11 +34,9 @@ PROFILE = "quick"  # @param ["quick", "full"]
 REPOSITORY = "{url}"
 BRANCH = "{branch}"
 if importlib.util.find_spec("course_lib") is None:  # e.g. on Colab
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", f"git+{{REPOSITORY}}@{{BRANCH}}"],
-        capture_output=True,
-        text=True,
-    )
+    url = f"git+{{REPOSITORY}}@{{BRANCH}}"
+    command = [sys.executable, "-m", "pip", "install", "--quiet", url]
+    pip = subprocess.run(command, capture_output=True, text=True)
     if pip.returncode != 0:
         print(pip.stderr[-1500:])
         raise SystemExit(
@@ -49,10 +47,9 @@ if importlib.util.find_spec("course_lib") is None:  # e.g. on Colab
 
 import course_lib
 
-cfg = course_lib.setup(profile=os.environ.get("COURSE_PROFILE", PROFILE))'''
+cfg = course_lib.setup(profile=os.environ.get("COURSE_PROFILE", PROFILE))"""
 
-BADGE_CELL = ('[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]'
-              '({colab})')
+BADGE_CELL = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})"
 
 
 def repository() -> tuple[str, str]:
@@ -68,9 +65,11 @@ def colab_url(notebook: Path, url: str | None = None, branch: str | None = None)
     url, branch = url or default_url, branch or default_branch
     prefix = "https://github.com/"
     if not url.startswith(prefix):
-        raise ValueError(f"Colab opens notebooks from GitHub; repository.url is {url!r}")
+        raise ValueError(
+            f"Colab opens notebooks from GitHub; repository.url is {url!r}"
+        )
     relative = notebook.resolve().relative_to(ROOT).as_posix()
-    return f"https://colab.research.google.com/github/{url[len(prefix):]}/blob/{branch}/{relative}"
+    return f"https://colab.research.google.com/github/{url[len(prefix) :]}/blob/{branch}/{relative}"
 
 
 def setup_cell_source(url: str | None = None, branch: str | None = None) -> str:
@@ -147,7 +146,9 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     if len(argv) != 1 or argv[0] not in commands:
-        print(f"unknown command {' '.join(argv) or '(none)'}; expected one of {sorted(commands)}\n{__doc__}")
+        print(
+            f"unknown command {' '.join(argv) or '(none)'}; expected one of {sorted(commands)}\n{__doc__}"
+        )
         return 2
     return commands[argv[0]]()
 

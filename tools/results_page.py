@@ -28,7 +28,12 @@ BOOK = ROOT / "book"
 FULL_RESULTS = ROOT / "results" / "full"
 BENCHMARK = "benchmark_mha.json"
 # quick profile, CI's 2-core CPU: the most `train_seconds` a chapter may record
-TIME_BUDGETS = {"04_transformer": 150, "05_vision_transformer": 120, "06_detr": 240, "07_moco": 180}
+TIME_BUDGETS = {
+    "04_transformer": 150,
+    "05_vision_transformer": 120,
+    "06_detr": 240,
+    "07_moco": 180,
+}
 
 INTRO = """\
 # Results of the last build
@@ -66,7 +71,9 @@ def _machine(machine: dict) -> str:
     parts = [f"{machine.get('cpu') or 'CPU'}, {machine.get('cpu_count', '?')} cores"]
     if machine.get("gpu"):
         parts.append(f"GPU {machine['gpu']}")
-    parts.append(f"torch {machine.get('torch', '?')}, Python {machine.get('python', '?')}")
+    parts.append(
+        f"torch {machine.get('torch', '?')}, Python {machine.get('python', '?')}"
+    )
     return "; ".join(parts)
 
 
@@ -78,10 +85,15 @@ def read_records(results_dir: Path) -> tuple[list[dict], list[str]]:
             continue
         try:
             record = json.loads(path.read_text())
-            if not isinstance(record.get("metrics"), dict) or record.get("notebook") != path.stem:
+            if (
+                not isinstance(record.get("metrics"), dict)
+                or record.get("notebook") != path.stem
+            ):
                 raise ValueError("not a course_lib.record file")
         except (OSError, ValueError) as error:
-            problems.append(f"`{path.name}` could not be read ({error}); it is left out.")
+            problems.append(
+                f"`{path.name}` could not be read ({error}); it is left out."
+            )
             continue
         records.append(record)
     return records, problems
@@ -92,7 +104,9 @@ def _training_time(record: dict) -> str:
     budget = TIME_BUDGETS.get(record["notebook"])
     if not isinstance(seconds, (int, float)):
         return "–"
-    return f"{seconds:.0f}" + (f" ({budget})" if budget and record.get("profile") == "quick" else "")
+    return f"{seconds:.0f}" + (
+        f" ({budget})" if budget and record.get("profile") == "quick" else ""
+    )
 
 
 def _full_profile(stem: str, full_dir: Path) -> str:
@@ -106,10 +120,15 @@ def _full_profile(stem: str, full_dir: Path) -> str:
 
 def _record_section(r: dict, heading: str) -> list[str]:
     """A chapter's heading, where and how it was recorded, and a table of its numbers."""
-    lines = [f"{heading} {_title(r['notebook'])}", "",
-             f"Recorded {r.get('finished', '?')}, {r.get('profile', '?')} profile, "
-             f"seed {r.get('seed', '?')}, {_machine(r.get('machine', {}))}.", "",
-             "| Quantity | Value |", "|---|---|"]
+    lines = [
+        f"{heading} {_title(r['notebook'])}",
+        "",
+        f"Recorded {r.get('finished', '?')}, {r.get('profile', '?')} profile, "
+        f"seed {r.get('seed', '?')}, {_machine(r.get('machine', {}))}.",
+        "",
+        "| Quantity | Value |",
+        "|---|---|",
+    ]
     lines += [f"| `{name}` | {_value(value)} |" for name, value in r["metrics"].items()]
     return [*lines, ""]
 
@@ -122,26 +141,39 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
         lines.append("*No chapter has recorded results in this build.*\n")
     else:
         total = sum(r.get("seconds_since_setup") or 0 for r in records)
-        lines += ["## Overview", "",
-                  "| Chapter | Profile | Seed | Device | Seconds, setup cell to last cell "
-                  "| Training seconds (CI's budget) | Full profile on a GPU |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Overview",
+            "",
+            "| Chapter | Profile | Seed | Device | Seconds, setup cell to last cell "
+            "| Training seconds (CI's budget) | Full profile on a GPU |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in records:
             link = f"[{_title(r['notebook'])}]({r['notebook']}.ipynb)"
-            lines.append(f"| {link} | {r.get('profile', '?')} | {r.get('seed', '?')} | "
-                         f"{r.get('device', '?')} | {r.get('seconds_since_setup') or 0:.0f} | "
-                         f"{_training_time(r)} | {_full_profile(r['notebook'], full_dir)} |")
-        lines += ["", f"All chapters together: {total / 60:.1f} minutes (starting the kernel and "
-                  "importing PyTorch add a few seconds per chapter). Machine: "
-                  f"{_machine(records[0].get('machine', {}))}.", ""]
+            lines.append(
+                f"| {link} | {r.get('profile', '?')} | {r.get('seed', '?')} | "
+                f"{r.get('device', '?')} | {r.get('seconds_since_setup') or 0:.0f} | "
+                f"{_training_time(r)} | {_full_profile(r['notebook'], full_dir)} |"
+            )
+        lines += [
+            "",
+            f"All chapters together: {total / 60:.1f} minutes (starting the kernel and "
+            "importing PyTorch add a few seconds per chapter). Machine: "
+            f"{_machine(records[0].get('machine', {}))}.",
+            "",
+        ]
         for r in records:
             lines += _record_section(r, "##")
     full, _ = read_records(full_dir) if Path(full_dir).is_dir() else ([], [])
     lines += ["## The full profile on a GPU", ""]
     if not full:
-        lines += ["No full-profile run has been measured yet: the book quotes no full-profile "
-                  "number. CI runs every chapter's full-profile code for a few steps (a smoke "
-                  "run), so the code works; how well it learns is not known until someone runs "
-                  "it on a GPU and commits the results (see the README).", ""]
+        lines += [
+            "No full-profile run has been measured yet: the book quotes no full-profile "
+            "number. CI runs every chapter's full-profile code for a few steps (a smoke "
+            "run), so the code works; how well it learns is not known until someone runs "
+            "it on a GPU and commits the results (see the README).",
+            "",
+        ]
     for r in full:
         lines += _record_section(r, "###")
     benchmark = Path(results_dir) / BENCHMARK
@@ -149,15 +181,21 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
     if benchmark.exists():
         b = json.loads(benchmark.read_text())
         shape = b["shape"]
-        lines += [f"`benchmarks/mha_vs_torch.py`: forward and backward pass, batch {shape['B']}, "
-                  f"length {shape['T']}, width {shape['D']}, {shape['H']} heads, "
-                  f"{b['threads']} threads, torch {b['torch']}. A time ratio below 1 means "
-                  "`course_lib.attention.MultiHeadAttention` (which calls "
-                  "`F.scaled_dot_product_attention`) is faster than `torch.nn.MultiheadAttention`.",
-                  "", "| Case | course_lib (ms) | torch.nn.MultiheadAttention (ms) | Time ratio |",
-                  "|---|---|---|---|"]
-        lines += [f"| {row['case']} | {row['course_lib_ms']:.2f} | {row['torch_ms']:.2f} | "
-                  f"{row['ratio']:.2f}× |" for row in b["rows"]]
+        lines += [
+            f"`benchmarks/mha_vs_torch.py`: forward and backward pass, batch {shape['B']}, "
+            f"length {shape['T']}, width {shape['D']}, {shape['H']} heads, "
+            f"{b['threads']} threads, torch {b['torch']}. A time ratio below 1 means "
+            "`course_lib.attention.MultiHeadAttention` (which calls "
+            "`F.scaled_dot_product_attention`) is faster than `torch.nn.MultiheadAttention`.",
+            "",
+            "| Case | course_lib (ms) | torch.nn.MultiheadAttention (ms) | Time ratio |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {row['case']} | {row['course_lib_ms']:.2f} | {row['torch_ms']:.2f} | "
+            f"{row['ratio']:.2f}× |"
+            for row in b["rows"]
+        ]
     else:
         lines.append("*The benchmark did not run in this build.*")
     return "\n".join(lines) + "\n"

@@ -54,11 +54,27 @@ def main(args: list[str]) -> int:
     for folder in (results, data):
         shutil.rmtree(folder, ignore_errors=True)
     standin_data.write_all(data)
-    env = {**os.environ, "COURSE_PROFILE": "full", "COURSE_SMOKE": "1",
-           "COURSE_DATA": str(data), "COURSE_RESULTS_DIR": str(results)}
+    env = {
+        **os.environ,
+        "COURSE_PROFILE": "full",
+        "COURSE_SMOKE": "1",
+        "COURSE_DATA": str(data),
+        "COURSE_RESULTS_DIR": str(results),
+    }
     env.pop("COURSE_DEVICE", None)
-    command = [sys.executable, "-m", "pytest", "--nbmake", "--nbmake-timeout=600",
-               "-p", "no:cacheprovider", "--durations=0", "-o", "addopts=", *map(str, paths)]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbmake",
+        "--nbmake-timeout=600",
+        "-p",
+        "no:cacheprovider",
+        "--durations=0",
+        "-o",
+        "addopts=",
+        *map(str, paths),
+    ]
     print("$ COURSE_PROFILE=full COURSE_SMOKE=1", " ".join(command), flush=True)
     status = subprocess.call(command, cwd=ROOT, env=env)
     if status:
@@ -71,7 +87,9 @@ def main(args: list[str]) -> int:
             return 1
         written = json.loads(record.read_text())
         if written.get("profile") != "full" or not written.get("smoke"):
-            print(f"smoke run: {path.name} did not run as a full-profile smoke run: {written}")
+            print(
+                f"smoke run: {path.name} did not run as a full-profile smoke run: {written}"
+            )
             return 1
     print(f"smoke run of the full profile: {len(paths)} notebook(s) ran to the end")
     return 0

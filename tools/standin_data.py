@@ -26,30 +26,48 @@ from pathlib import Path
 import numpy as np
 
 
-def _images(rng: np.random.Generator, labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _images(
+    rng: np.random.Generator, labels: np.ndarray, shape: tuple[int, ...]
+) -> np.ndarray:
     base = rng.integers(0, 128, (len(labels), *shape))
-    return np.clip(base + 12 * labels.reshape(-1, *([1] * len(shape))), 0, 255).astype(np.uint8)
+    return np.clip(base + 12 * labels.reshape(-1, *([1] * len(shape))), 0, 255).astype(
+        np.uint8
+    )
 
 
-def write_fashion_mnist(root: Path, n_train: int = 1000, n_test: int = 200, seed: int = 0) -> Path:
+def write_fashion_mnist(
+    root: Path, n_train: int = 1000, n_test: int = 200, seed: int = 0
+) -> Path:
     raw = Path(root) / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for prefix, n in [("train", n_train), ("t10k", n_test)]:
-        labels = np.arange(n) % 10                 # every class, for stratified subsets
+        labels = np.arange(n) % 10  # every class, for stratified subsets
         images = _images(rng, labels, (28, 28))
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">4i", 2051, n, 28, 28) + images.tobytes())
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">2i", 2049, n) + labels.astype(np.uint8).tobytes())
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">4i", 2051, n, 28, 28) + images.tobytes()
+        )
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">2i", 2049, n) + labels.astype(np.uint8).tobytes()
+        )
     return raw
 
 
-def write_cifar10(root: Path, n_per_batch: int = 100, n_test: int = 200, seed: int = 0) -> Path:
+def write_cifar10(
+    root: Path, n_per_batch: int = 100, n_test: int = 200, seed: int = 0
+) -> Path:
     folder = Path(root) / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    for name, n in [*((f"data_batch_{i}", n_per_batch) for i in range(1, 6)), ("test_batch", n_test)]:
+    for name, n in [
+        *((f"data_batch_{i}", n_per_batch) for i in range(1, 6)),
+        ("test_batch", n_test),
+    ]:
         labels = np.arange(n) % 10
-        batch = {b"data": _images(rng, labels, (3 * 32 * 32,)), b"labels": labels.tolist()}
+        batch = {
+            b"data": _images(rng, labels, (3 * 32 * 32,)),
+            b"labels": labels.tolist(),
+        }
         with open(folder / name, "wb") as file:
             pickle.dump(batch, file)
     return folder

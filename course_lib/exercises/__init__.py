@@ -12,4 +12,12 @@ importing this package registers all of them.
 from . import detr, moco, multihead, pooling, scoring, transformer, vit  # noqa: F401  (registers each chapter's exercises)
 from ._core import EXERCISES, Case, Exercise, Mistake, check, compare_outputs, register
 
-__all__ = ["check", "EXERCISES", "Exercise", "Case", "Mistake", "compare_outputs", "register"]
+__all__ = [
+    "check",
+    "EXERCISES",
+    "Exercise",
+    "Case",
+    "Mistake",
+    "compare_outputs",
+    "register",
+]

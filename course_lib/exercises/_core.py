@@ -18,8 +18,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["Case", "Mistake", "Exercise", "register", "check", "EXERCISES", "compare_outputs",
-           "NOT_ATTEMPTED"]
+__all__ = [
+    "Case",
+    "Mistake",
+    "Exercise",
+    "register",
+    "check",
+    "EXERCISES",
+    "compare_outputs",
+    "NOT_ATTEMPTED",
+]
 
 NOT_ATTEMPTED = "not attempted yet"
 
@@ -60,8 +68,15 @@ def _short(x: torch.Tensor) -> str:
 _LOW_PRECISION = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 
 
-def compare_outputs(expected: Any, got: Any, *, rtol: float = 1e-4, atol: float = 1e-5,
-                    what: str = "the output", names: Sequence[str] | None = None) -> str | None:
+def compare_outputs(
+    expected: Any,
+    got: Any,
+    *,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+    what: str = "the output",
+    names: Sequence[str] | None = None,
+) -> str | None:
     """``None`` when ``got`` matches ``expected``, else a sentence saying what differs.
 
     Tensors are compared by type, shape, NaN/inf and values; tuples element-wise
@@ -73,7 +88,11 @@ def compare_outputs(expected: Any, got: Any, *, rtol: float = 1e-4, atol: float 
         if len(got) != len(expected):
             return f"{what} should have {len(expected)} items; got {len(got)}"
         for i, (e, g) in enumerate(zip(expected, got)):
-            item = f"the returned {names[i]}" if names and i < len(names) else f"item {i} of {what}"
+            item = (
+                f"the returned {names[i]}"
+                if names and i < len(names)
+                else f"item {i} of {what}"
+            )
             problem = compare_outputs(e, g, rtol=rtol, atol=atol, what=item)
             if problem:
                 return problem
@@ -82,14 +101,18 @@ def compare_outputs(expected: Any, got: Any, *, rtol: float = 1e-4, atol: float 
         if not isinstance(got, torch.Tensor):
             return f"{what} should be a torch.Tensor; got a {_describe(got)}"
         if got.shape != expected.shape:
-            return (f"{what} has shape {tuple(got.shape)}; expected {tuple(expected.shape)}")
+            return (
+                f"{what} has shape {tuple(got.shape)}; expected {tuple(expected.shape)}"
+            )
         if expected.dtype == torch.bool or not torch.is_floating_point(expected):
             if got.dtype != expected.dtype:
                 return f"{what} has dtype {got.dtype}; expected {expected.dtype}"
             if not torch.equal(got, expected):
                 wrong = (got != expected).nonzero()[0].tolist()
-                return (f"{what} differs at index {tuple(wrong)}: expected "
-                        f"{expected[tuple(wrong)].item()}, got {got[tuple(wrong)].item()}")
+                return (
+                    f"{what} differs at index {tuple(wrong)}: expected "
+                    f"{expected[tuple(wrong)].item()}, got {got[tuple(wrong)].item()}"
+                )
             return None
         if not torch.is_floating_point(got):
             return f"{what} has dtype {got.dtype}; expected a floating-point tensor ({expected.dtype})"
@@ -104,10 +127,12 @@ def compare_outputs(expected: Any, got: Any, *, rtol: float = 1e-4, atol: float 
         bad = ~((g - e).abs() <= tolerance) & ~(torch.isnan(g) & torch.isnan(e))
         if bad.any():
             index = tuple(bad.nonzero()[0].tolist())
-            return (f"{what} has the right shape but wrong values: max abs difference "
-                    f"{(g - e).abs()[bad].max().item():.3g}; at index {index} expected "
-                    f"{e[index].item():.4g}, got {g[index].item():.4g}. "
-                    f"Expected starts {_short(e)}, yours {_short(g)}")
+            return (
+                f"{what} has the right shape but wrong values: max abs difference "
+                f"{(g - e).abs()[bad].max().item():.3g}; at index {index} expected "
+                f"{e[index].item():.4g}, got {g[index].item():.4g}. "
+                f"Expected starts {_short(e)}, yours {_short(g)}"
+            )
         return None
     if isinstance(expected, (int, float)):
         if not isinstance(got, (int, float)) or isinstance(got, bool):
@@ -164,7 +189,9 @@ def _diagnose(exercise: Exercise, case: Case, got: Any) -> str | None:
     for mistake in exercise.mistakes:
         try:
             wrong = exercise.run(mistake.implementation, case.make_args())
-        except Exception:  # a mistake that cannot even run on this case cannot explain it
+        except (
+            Exception
+        ):  # a mistake that cannot even run on this case cannot explain it
             continue
         if exercise.problem(wrong, got, case.make_args()) is None:
             return mistake.message
@@ -176,11 +203,15 @@ def check(exercise_id: str, fn: Callable, *, verbose: bool = True) -> bool:
     whether it passed. Never raises because of ``fn``: an unattempted stub prints
     "not attempted yet" and returns ``False``."""
     if exercise_id not in EXERCISES:
-        raise ValueError(f"unknown exercise_id {exercise_id!r}; known: {', '.join(sorted(EXERCISES))}")
+        raise ValueError(
+            f"unknown exercise_id {exercise_id!r}; known: {', '.join(sorted(EXERCISES))}"
+        )
     exercise = EXERCISES[exercise_id]
     say = print if verbose else (lambda *a, **k: None)
     if not callable(fn):
-        say(f"✗ {exercise_id}: pass the function itself, {exercise.signature}; got a {_describe(fn)}")
+        say(
+            f"✗ {exercise_id}: pass the function itself, {exercise.signature}; got a {_describe(fn)}"
+        )
         return False
 
     for number, case in enumerate(exercise.cases, start=1):
@@ -190,13 +221,19 @@ def check(exercise_id: str, fn: Callable, *, verbose: bool = True) -> bool:
         except NotImplementedError:
             say(f"· {exercise_id}: {NOT_ATTEMPTED} (fill in the function, run again).")
             return False
-        except Exception as error:  # the learner's bug (or the wanted error), reported not raised
+        except (
+            Exception
+        ) as error:  # the learner's bug (or the wanted error), reported not raised
             if case.raises is not None and isinstance(error, case.raises):
                 continue
             location = traceback.extract_tb(error.__traceback__)[-1]
-            expected = f"; it should raise {case.raises.__name__}" if case.raises else ""
-            say(f"✗ {label}: your function raised {type(error).__name__}: {error}{expected}  "
-                f"[line {location.lineno}: {location.line}]")
+            expected = (
+                f"; it should raise {case.raises.__name__}" if case.raises else ""
+            )
+            say(
+                f"✗ {label}: your function raised {type(error).__name__}: {error}{expected}  "
+                f"[line {location.lineno}: {location.line}]"
+            )
             return False
         if got is None and exercise.none_means_unattempted:
             say(f"· {exercise_id}: {NOT_ATTEMPTED} (your function returned None).")
@@ -206,8 +243,10 @@ def check(exercise_id: str, fn: Callable, *, verbose: bool = True) -> bool:
             diagnosis = _diagnose(exercise, case, got)
             if diagnosis:
                 lines.append(f"  Likely mistake: {diagnosis}")
-            lines.append(f"  Detail: this input must raise {case.raises.__name__}; your function "
-                         f"returned a {_describe(got)}")
+            lines.append(
+                f"  Detail: this input must raise {case.raises.__name__}; your function "
+                f"returned a {_describe(got)}"
+            )
             say("\n".join(lines))
             return False
         expected = exercise.run(exercise.reference, case.make_args())

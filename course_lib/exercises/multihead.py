@@ -12,6 +12,7 @@ def _split_case(batch, tokens, d_model, heads, seed):
     def make():
         g = torch.Generator().manual_seed(seed)
         return torch.randn(batch, tokens, d_model, generator=g), heads
+
     return make
 
 
@@ -30,25 +31,35 @@ def _tokens_and_heads_swapped(x, num_heads):
     return x.reshape(b, t, num_heads, d // num_heads)
 
 
-register(Exercise(
-    id="ex-split-heads",
-    title="split the features into heads",
-    signature="split_heads(x, num_heads): (B, T, D) -> (B, H, T, D/H)",
-    reference=attention.split_heads,
-    cases=[
-        Case("x (2, 5, 12), 3 heads", _split_case(2, 5, 12, 3, seed=0)),
-        Case("x (3, 4, 16), 4 heads", _split_case(3, 4, 16, 4, seed=1)),
-        Case("x (1, 6, 8), 1 head", _split_case(1, 6, 8, 1, seed=2)),
-    ],
-    mistakes=[
-        Mistake("a plain reshape to (B, H, T, D/H) mixes tokens and heads: view as "
-                "(B, T, H, D/H) first, then transpose dimensions 1 and 2.", _plain_reshape),
-        Mistake("the heads are interleaved (head h gets features h, h+H, h+2H, ...); each head must "
-                "get a contiguous block of D/H features: view as (B, T, H, D/H).", _interleaved),
-        Mistake("the result is (B, T, H, D/H): transpose the token and head dimensions.",
-                _tokens_and_heads_swapped),
-    ],
-))
+register(
+    Exercise(
+        id="ex-split-heads",
+        title="split the features into heads",
+        signature="split_heads(x, num_heads): (B, T, D) -> (B, H, T, D/H)",
+        reference=attention.split_heads,
+        cases=[
+            Case("x (2, 5, 12), 3 heads", _split_case(2, 5, 12, 3, seed=0)),
+            Case("x (3, 4, 16), 4 heads", _split_case(3, 4, 16, 4, seed=1)),
+            Case("x (1, 6, 8), 1 head", _split_case(1, 6, 8, 1, seed=2)),
+        ],
+        mistakes=[
+            Mistake(
+                "a plain reshape to (B, H, T, D/H) mixes tokens and heads: view as "
+                "(B, T, H, D/H) first, then transpose dimensions 1 and 2.",
+                _plain_reshape,
+            ),
+            Mistake(
+                "the heads are interleaved (head h gets features h, h+H, h+2H, ...); each head must "
+                "get a contiguous block of D/H features: view as (B, T, H, D/H).",
+                _interleaved,
+            ),
+            Mistake(
+                "the result is (B, T, H, D/H): transpose the token and head dimensions.",
+                _tokens_and_heads_swapped,
+            ),
+        ],
+    )
+)
 
 
 def _pe_case(positions, d_model):
@@ -62,31 +73,42 @@ def _pe_with(exponent, first=torch.sin, second=torch.cos):
         pe = torch.zeros(num_positions, d_model)
         pe[:, 0::2], pe[:, 1::2] = first(angle), second(angle)
         return pe
+
     return wrong
 
 
 _right_exponent = lambda d: torch.arange(0, d, 2, dtype=torch.float32) / d  # noqa: E731
 
-register(Exercise(
-    id="ex-positional-encoding",
-    title="the sinusoidal positional encoding",
-    signature="sinusoidal_positional_encoding(num_positions, d_model) -> (num_positions, d_model)",
-    reference=attention.sinusoidal_positional_encoding,
-    cases=[
-        Case("6 positions, d_model = 8", _pe_case(6, 8)),
-        Case("50 positions, d_model = 32", _pe_case(50, 32)),
-        Case("3 positions, d_model = 2", _pe_case(3, 2)),
-    ],
-    mistakes=[
-        Mistake("sin and cos are swapped: even columns (2i) take the sine, odd columns (2i+1) the cosine.",
-                _pe_with(_right_exponent, torch.cos, torch.sin)),
-        Mistake("the exponent is off by a factor of 2: it is 2i/d where 2i is the even column index "
+register(
+    Exercise(
+        id="ex-positional-encoding",
+        title="the sinusoidal positional encoding",
+        signature="sinusoidal_positional_encoding(num_positions, d_model) -> (num_positions, d_model)",
+        reference=attention.sinusoidal_positional_encoding,
+        cases=[
+            Case("6 positions, d_model = 8", _pe_case(6, 8)),
+            Case("50 positions, d_model = 32", _pe_case(50, 32)),
+            Case("3 positions, d_model = 2", _pe_case(3, 2)),
+        ],
+        mistakes=[
+            Mistake(
+                "sin and cos are swapped: even columns (2i) take the sine, odd columns (2i+1) the cosine.",
+                _pe_with(_right_exponent, torch.cos, torch.sin),
+            ),
+            Mistake(
+                "the exponent is off by a factor of 2: it is 2i/d where 2i is the even column index "
                 "(0, 2, 4, ...), i.e. torch.arange(0, d, 2) / d.",
-                _pe_with(lambda d: torch.arange(0, d // 2, dtype=torch.float32) / d)),
-        Mistake("the exponent is off by a factor of 2: it is 2i/d where 2i is the even column index "
+                _pe_with(lambda d: torch.arange(0, d // 2, dtype=torch.float32) / d),
+            ),
+            Mistake(
+                "the exponent is off by a factor of 2: it is 2i/d where 2i is the even column index "
                 "(0, 2, 4, ...), i.e. torch.arange(0, d, 2) / d.",
-                _pe_with(lambda d: torch.arange(0, d, 2, dtype=torch.float32) * 2 / d)),
-        Mistake("the position is multiplied by 10000^(2i/d); it must be divided by it.",
-                _pe_with(lambda d: -_right_exponent(d))),
-    ],
-))
+                _pe_with(lambda d: torch.arange(0, d, 2, dtype=torch.float32) * 2 / d),
+            ),
+            Mistake(
+                "the position is multiplied by 10000^(2i/d); it must be divided by it.",
+                _pe_with(lambda d: -_right_exponent(d)),
+            ),
+        ],
+    )
+)

@@ -12,53 +12,72 @@ def _random(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
     return scale * torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
-register(Exercise(
-    id="ex-epanechnikov",
-    title="the Epanechnikov kernel",
-    signature="epanechnikov_kernel(u) -> tensor shaped like u",
-    reference=attention.epanechnikov_kernel,
-    cases=[
-        Case("u = -2, -1.5, ..., 2", lambda: (torch.linspace(-2, 2, 9),)),
-        Case("a (3, 5) tensor of random u", lambda: (_random(3, 5, seed=1, scale=1.5),)),
-    ],
-    mistakes=[
-        Mistake("the kernel is negative for |u| > 1: clip 1 - u² at zero "
+register(
+    Exercise(
+        id="ex-epanechnikov",
+        title="the Epanechnikov kernel",
+        signature="epanechnikov_kernel(u) -> tensor shaped like u",
+        reference=attention.epanechnikov_kernel,
+        cases=[
+            Case("u = -2, -1.5, ..., 2", lambda: (torch.linspace(-2, 2, 9),)),
+            Case(
+                "a (3, 5) tensor of random u",
+                lambda: (_random(3, 5, seed=1, scale=1.5),),
+            ),
+        ],
+        mistakes=[
+            Mistake(
+                "the kernel is negative for |u| > 1: clip 1 - u² at zero "
                 "(a kernel weight can never be negative).",
-                lambda u: 0.75 * (1 - u ** 2)),
-        Mistake("the factor 3/4 is missing (it makes the kernel integrate to 1).",
-                lambda u: (1 - u ** 2).clamp(min=0)),
-        Mistake("that is the triangular kernel: the Epanechnikov kernel uses u², not |u|.",
-                lambda u: 0.75 * (1 - u.abs()).clamp(min=0)),
-    ],
-))
+                lambda u: 0.75 * (1 - u**2),
+            ),
+            Mistake(
+                "the factor 3/4 is missing (it makes the kernel integrate to 1).",
+                lambda u: (1 - u**2).clamp(min=0),
+            ),
+            Mistake(
+                "that is the triangular kernel: the Epanechnikov kernel uses u², not |u|.",
+                lambda u: 0.75 * (1 - u.abs()).clamp(min=0),
+            ),
+        ],
+    )
+)
 
 
 def _nw_reference(queries, keys, values, bandwidth):
-    return attention.nadaraya_watson(queries, keys, values, bandwidth, kernel="gaussian")
+    return attention.nadaraya_watson(
+        queries, keys, values, bandwidth, kernel="gaussian"
+    )
 
 
 def _nw_wrong_axis(queries, keys, values, bandwidth):
-    w = torch.softmax(-((queries[:, None] - keys[None, :]) / bandwidth) ** 2 / 2, dim=0)
+    w = torch.softmax(
+        -(((queries[:, None] - keys[None, :]) / bandwidth) ** 2) / 2, dim=0
+    )
     return w @ values, w
 
 
 def _nw_unnormalised(queries, keys, values, bandwidth):
-    w = torch.exp(-((queries[:, None] - keys[None, :]) / bandwidth) ** 2 / 2)
+    w = torch.exp(-(((queries[:, None] - keys[None, :]) / bandwidth) ** 2) / 2)
     return w @ values, w
 
 
 def _nw_bandwidth_multiplied(queries, keys, values, bandwidth):
-    w = torch.softmax(-((queries[:, None] - keys[None, :]) * bandwidth) ** 2 / 2, dim=-1)
+    w = torch.softmax(
+        -(((queries[:, None] - keys[None, :]) * bandwidth) ** 2) / 2, dim=-1
+    )
     return w @ values, w
 
 
 def _nw_abs_distance(queries, keys, values, bandwidth):
-    w = torch.softmax(-((queries[:, None] - keys[None, :]) / bandwidth).abs() / 2, dim=-1)
+    w = torch.softmax(
+        -((queries[:, None] - keys[None, :]) / bandwidth).abs() / 2, dim=-1
+    )
     return w @ values, w
 
 
 def _nw_no_half(queries, keys, values, bandwidth):
-    w = torch.softmax(-((queries[:, None] - keys[None, :]) / bandwidth) ** 2, dim=-1)
+    w = torch.softmax(-(((queries[:, None] - keys[None, :]) / bandwidth) ** 2), dim=-1)
     return w @ values, w
 
 
@@ -69,30 +88,45 @@ def _nw_case(n_q: int, n_k: int, bandwidth: float, seed: int):
         values = torch.randn(n_k, generator=g)
         queries = torch.rand(n_q, generator=g) * 5
         return queries, keys, values, bandwidth
+
     return make
 
 
-register(Exercise(
-    id="ex-nadaraya-watson",
-    title="Gaussian Nadaraya–Watson attention pooling",
-    signature="nadaraya_watson_gaussian(queries, keys, values, bandwidth) -> (predictions, weights)",
-    reference=_nw_reference,
-    cases=[
-        Case("3 queries, 5 keys, bandwidth 1", _nw_case(3, 5, 1.0, seed=0)),
-        Case("6 queries, 4 keys, bandwidth 0.5", _nw_case(6, 4, 0.5, seed=1)),
-        Case("4 queries, 4 keys, bandwidth 2", _nw_case(4, 4, 2.0, seed=2)),
-    ],
-    mistakes=[
-        Mistake("the weights are normalised over the queries (dim 0). Each *query's* weights over "
-                "the keys must sum to 1: normalise along the last dimension.", _nw_wrong_axis),
-        Mistake("the kernel values are not normalised: divide by their sum over the keys "
-                "(or use a softmax of -u²/2).", _nw_unnormalised),
-        Mistake("the bandwidth multiplies the distance; divide by it: u = (q - k) / h.",
-                _nw_bandwidth_multiplied),
-        Mistake("the score uses |q - k|; the Gaussian kernel squares the distance.",
-                _nw_abs_distance),
-        Mistake("the score is -u² instead of -u²/2 (that is a Gaussian of bandwidth h/√2).",
-                _nw_no_half),
-    ],
-    output_names=("predictions", "weights"),
-))
+register(
+    Exercise(
+        id="ex-nadaraya-watson",
+        title="Gaussian Nadaraya–Watson attention pooling",
+        signature="nadaraya_watson_gaussian(queries, keys, values, bandwidth) -> (predictions, weights)",
+        reference=_nw_reference,
+        cases=[
+            Case("3 queries, 5 keys, bandwidth 1", _nw_case(3, 5, 1.0, seed=0)),
+            Case("6 queries, 4 keys, bandwidth 0.5", _nw_case(6, 4, 0.5, seed=1)),
+            Case("4 queries, 4 keys, bandwidth 2", _nw_case(4, 4, 2.0, seed=2)),
+        ],
+        mistakes=[
+            Mistake(
+                "the weights are normalised over the queries (dim 0). Each *query's* weights over "
+                "the keys must sum to 1: normalise along the last dimension.",
+                _nw_wrong_axis,
+            ),
+            Mistake(
+                "the kernel values are not normalised: divide by their sum over the keys "
+                "(or use a softmax of -u²/2).",
+                _nw_unnormalised,
+            ),
+            Mistake(
+                "the bandwidth multiplies the distance; divide by it: u = (q - k) / h.",
+                _nw_bandwidth_multiplied,
+            ),
+            Mistake(
+                "the score uses |q - k|; the Gaussian kernel squares the distance.",
+                _nw_abs_distance,
+            ),
+            Mistake(
+                "the score is -u² instead of -u²/2 (that is a Gaussian of bandwidth h/√2).",
+                _nw_no_half,
+            ),
+        ],
+        output_names=("predictions", "weights"),
+    )
+)
