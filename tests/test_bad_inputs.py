@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from course_lib import attention, cnn, data, detr, moco, transformer, vit
+from tests import tiny_models
 
 
 def test_a_string_is_not_a_list_of_sentences():
@@ -52,16 +53,7 @@ def test_set_criterion_reports_non_finite_predictions_as_a_divergence():
 
 
 def tiny_translator():
-    config = transformer.TransformerConfig(
-        src_vocab_size=11,
-        tgt_vocab_size=13,
-        d_model=16,
-        num_heads=2,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
-        d_ff=32,
-    )
-    return transformer.Seq2SeqTransformer(config).eval()
+    return tiny_models.seq2seq().eval()
 
 
 def test_beam_search_on_an_empty_batch_says_so():
@@ -124,9 +116,7 @@ def test_canvases_refuse_a_minimum_size_above_the_maximum():
 
 
 def test_attention_rollout_of_maps_taken_without_weights_says_what_to_do():
-    model = vit.VisionTransformer(
-        vit.ViTConfig(image_size=8, patch_size=4, d_model=8, num_heads=2, num_layers=2)
-    )
+    model = tiny_models.vision_transformer(image_size=8, num_layers=2)
     with torch.no_grad():
         model(torch.rand(1, 1, 8, 8))  # need_weights=False
     with pytest.raises(ValueError, match="need_weights=True"):

@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import attention, cnn, detr, moco, transformer, vit
+from course_lib import attention, cnn, detr, moco
+from tests import tiny_models
 
 META = torch.device("meta")
 
@@ -39,16 +40,7 @@ def test_fused_attention_reads_no_value():
 
 
 def test_seq2seq_transformer():
-    config = transformer.TransformerConfig(
-        src_vocab_size=11,
-        tgt_vocab_size=13,
-        d_model=16,
-        num_heads=2,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
-        d_ff=32,
-    )
-    model = transformer.Seq2SeqTransformer(config).to(META)
+    model = tiny_models.seq2seq().to(META)
     src = torch.zeros(2, 6, dtype=torch.long, device=META)
     tgt = torch.zeros(2, 5, dtype=torch.long, device=META)
     logits = model(src, tgt)
@@ -57,27 +49,14 @@ def test_seq2seq_transformer():
 
 
 def test_vision_transformer():
-    model = vit.VisionTransformer(
-        vit.ViTConfig(
-            image_size=16, patch_size=4, d_model=16, num_heads=2, num_layers=1
-        )
-    ).to(META)
+    model = tiny_models.vision_transformer().to(META)
     logits = model(torch.randn(3, 1, 16, 16, device=META))
     backward_through(logits)
     assert logits.shape == (3, 10)
 
 
 def test_detr():
-    backbone = cnn.SmallCNN(1, widths=(8, 16), num_classes=0)
-    config = detr.DETRConfig(
-        num_queries=5,
-        d_model=16,
-        num_heads=2,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
-        d_ff=32,
-    )
-    model = detr.DETR(backbone, config).to(META)
+    model = tiny_models.detr_model().to(META)
     out = model(torch.randn(2, 1, 32, 32, device=META))
     backward_through(out["pred_logits"] + out["pred_boxes"].sum())
     assert out["pred_boxes"].shape == (2, 5, 4)
@@ -135,16 +114,8 @@ AUTOCAST = dict(device_type="cpu", dtype=torch.bfloat16)
 
 
 def test_seq2seq_transformer_trains_under_autocast():
-    config = transformer.TransformerConfig(
-        src_vocab_size=11,
-        tgt_vocab_size=13,
-        d_model=16,
-        num_heads=2,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
-        d_ff=32,
-    )
-    model = transformer.Seq2SeqTransformer(config)
+    model = tiny_models.seq2seq()
+    config = model.config
     src = torch.randint(3, 11, (2, 6))
     src[1, 4:] = config.pad_id
     tgt = torch.randint(3, 13, (2, 5))
@@ -158,16 +129,7 @@ def test_seq2seq_transformer_trains_under_autocast():
 
 
 def test_detr_and_its_set_loss_under_autocast():
-    backbone = cnn.SmallCNN(1, widths=(8, 16), num_classes=0)
-    config = detr.DETRConfig(
-        num_queries=5,
-        d_model=16,
-        num_heads=2,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
-        d_ff=32,
-    )
-    model, criterion = detr.DETR(backbone, config), detr.SetCriterion(num_classes=10)
+    model, criterion = tiny_models.detr_model(), detr.SetCriterion(num_classes=10)
     targets = [
         {
             "labels": torch.tensor([1, 2]),
@@ -182,10 +144,7 @@ def test_detr_and_its_set_loss_under_autocast():
 
 
 def test_moco_fills_its_float32_queue_under_autocast():
-    encoder = moco.EncoderWithHead(
-        cnn.SmallCNN(1, widths=(8, 16), num_classes=0), 16, dim=8
-    )
-    model = moco.MoCo(encoder, dim=8, queue_size=16)
+    model = tiny_models.moco_model()
     images = torch.rand(4, 1, 16, 16)
     with torch.autocast(**AUTOCAST):
         loss, _ = model(moco.augment(images), moco.augment(images))
@@ -194,11 +153,7 @@ def test_moco_fills_its_float32_queue_under_autocast():
 
 
 def test_vit_trains_under_autocast():
-    model = vit.VisionTransformer(
-        vit.ViTConfig(
-            image_size=16, patch_size=4, d_model=16, num_heads=2, num_layers=1
-        )
-    )
+    model = tiny_models.vision_transformer()
     with torch.autocast(**AUTOCAST):
         loss = F.cross_entropy(model(torch.rand(3, 1, 16, 16)), torch.tensor([0, 1, 2]))
     loss.backward()
