@@ -390,6 +390,9 @@ def scaled_dot_product_attention(
 
     Returns:
         output (..., n_q, d_v) and weights (..., n_q, n_k) (before dropout).
+
+    A key that no query may attend to (padding, typically) is ignored entirely, even
+    when its key or value holds NaN or inf; :func:`fused_attention` does the same.
     """
     _check_qkv(queries, keys, values, mask)
     return _attend(queries, keys, values, mask, dropout_p)
