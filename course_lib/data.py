@@ -11,6 +11,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
 
 import torch
 import torch.nn.functional as F
@@ -498,16 +500,19 @@ def load_fashion_mnist(root: str, download: bool = False) -> ImageSplit:
     missing (needs the network)."""
     from torchvision.datasets import FashionMNIST
 
-    def load(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        try:
-            dataset = FashionMNIST(root, train=train, download=download)
-        except OSError as error:  # URLError and friends: no network
-            raise _download_failed("Fashion-MNIST", root, error) from error
-        except RuntimeError as error:
+    raw = Path(root) / "FashionMNIST" / "raw"
+    if not (raw / "train-images-idx3-ubyte").exists():
+        if not download:
             raise FileNotFoundError(
-                f"no Fashion-MNIST in {root}/FashionMNIST/raw; pass "
-                "download=True (needs the network)"
-            ) from error
+                f"no Fashion-MNIST in {raw}; pass download=True (needs the network)"
+            )
+        try:
+            FashionMNIST(root, train=True, download=True)  # fetches both splits
+        except (URLError, RuntimeError) as error:  # torchvision wraps URLError
+            raise _download_failed("Fashion-MNIST", root, error) from error
+
+    def load(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        dataset = FashionMNIST(root, train=train, download=False)
         return dataset.data[:, None].float() / 255.0, dataset.targets.long()
 
     x_train, y_train = load(True)
@@ -719,7 +724,6 @@ def load_cifar10(root: str, download: bool = False) -> ImageSplit:
     ``download=True`` fetches them first through torchvision if they are missing (needs
     the network)."""
     import pickle
-    from pathlib import Path
 
     folder = Path(root) / "cifar-10-batches-py"
     if download and not folder.is_dir():
@@ -727,7 +731,7 @@ def load_cifar10(root: str, download: bool = False) -> ImageSplit:
 
         try:
             CIFAR10(root, train=True, download=True)
-        except OSError as error:  # URLError and friends: no network
+        except URLError as error:  # no network
             raise _download_failed("CIFAR-10", root, error) from error
     if not folder.is_dir():
         raise FileNotFoundError(

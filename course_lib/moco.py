@@ -80,10 +80,8 @@ def augment(
     b, _, h, w = images.shape
     device = images.device
 
-    def uniform(low, high, *shape):
-        return (
-            low + (high - low) * torch.rand(*(shape or (b,)), generator=generator)
-        ).to(device)
+    def uniform(low, high):  # one number per image
+        return (low + (high - low) * torch.rand(b, generator=generator)).to(device)
 
     # crop + rotation + shift as one affine warp: a crop of area fraction a is the image
     # magnified by 1 / sqrt(a)
@@ -493,9 +491,8 @@ def knn_predict(
     k = min(k, len(bank_features))
     bank_labels = bank_labels.to(bank_features.device)
     predictions = []
-    for chunk in features.to(bank_features.device).split(
-        chunk_size
-    ):  # (n, M) at a time, not (N, M)
+    # (n, M) similarities at a time, not (N, M)
+    for chunk in features.to(bank_features.device).split(chunk_size):
         similarity = chunk @ bank_features.T  # (n, M)
         top_similarity, top_index = similarity.topk(k, dim=1)  # (n, k)
         weights = (top_similarity / temperature).exp()

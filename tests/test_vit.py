@@ -182,3 +182,20 @@ def test_fashion_mnist_loader_on_a_local_fixture(tmp_path):
     )
     assert 0 <= split.x_train.min() and split.x_train.max() <= 1
     assert split.y_train.dtype == torch.long
+
+
+def test_fashion_mnist_missing_or_offline_says_what_to_do(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        data.load_fashion_mnist(str(tmp_path), download=False)
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(
+        RuntimeError, match="(?s)could not download Fashion-MNIST.*Without internet"
+    ):
+        data.load_fashion_mnist(str(tmp_path), download=True)

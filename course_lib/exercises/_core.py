@@ -189,9 +189,8 @@ def _diagnose(exercise: Exercise, case: Case, got: Any) -> str | None:
     for mistake in exercise.mistakes:
         try:
             wrong = exercise.run(mistake.implementation, case.make_args())
-        except (
-            Exception
-        ):  # a mistake that cannot even run on this case cannot explain it
+        # a mistake that cannot even run on this case cannot explain it
+        except Exception:
             continue
         if exercise.problem(wrong, got, case.make_args()) is None:
             return mistake.message
@@ -221,9 +220,8 @@ def check(exercise_id: str, fn: Callable, *, verbose: bool = True) -> bool:
         except NotImplementedError:
             say(f"· {exercise_id}: {NOT_ATTEMPTED} (fill in the function, run again).")
             return False
-        except (
-            Exception
-        ) as error:  # the learner's bug (or the wanted error), reported not raised
+        # the learner's bug (or the wanted error), reported, not raised
+        except Exception as error:
             if case.raises is not None and isinstance(error, case.raises):
                 continue
             location = traceback.extract_tb(error.__traceback__)[-1]
