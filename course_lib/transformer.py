@@ -215,6 +215,19 @@ class DecoderBlock(nn.Module):
         return self
 
 
+def _time_to_look(step: int, every: int = 8) -> bool:
+    """Whether a decoding loop should read ``done`` to stop early at this step. Reading a
+    GPU tensor's value waits for the GPU to finish, so the loops look once every ``every``
+    steps; the steps in between only add <pad> after each finished sentence."""
+    return step % every == every - 1
+
+
+def _drop_padding_columns(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """(B, L) ids -> (B, L') without the trailing columns that hold only <pad>."""
+    real_columns = (tokens != pad_id).any(0).nonzero()
+    return tokens[:, : int(real_columns.max()) + 1 if len(real_columns) else 0]
+
+
 @dataclass
 class TransformerConfig:
     """Sizes of a :class:`Seq2SeqTransformer` (defaults: a small model for a CPU)."""
@@ -319,6 +332,11 @@ class Seq2SeqTransformer(nn.Module):
 
         ``causal=False`` removes the causal mask -- only to show why it is needed."""
         self._check_ids("tgt_in", tgt_in, self.config.tgt_vocab_size)
+        return self._decode(tgt_in, memory, src_real, need_weights, causal)
+
+    def _decode(self, tgt_in, memory, src_real, need_weights=False, causal=True):
+        # decode without checking its arguments: greedy and beam search call it at every
+        # step, on ids they made themselves
         tgt_real = tgt_in != self.config.pad_id
         mask = causal_mask(tgt_in.shape[1], tgt_in.device) if causal else None
         y = self.positions(self.tgt_embedding(tgt_in) * self.embedding_scale)
@@ -368,14 +386,14 @@ class Seq2SeqTransformer(nn.Module):
         batch = src.shape[0]
         tokens = torch.full((batch, 1), c.bos_id, dtype=torch.long, device=src.device)
         done = torch.zeros(batch, dtype=torch.bool, device=src.device)
-        for _ in range(min(max_len, c.max_len - 1)):
-            logits = self.decode(tokens, memory, src_real)[:, -1]  # (B, V)
+        for step in range(min(max_len, c.max_len - 1)):
+            logits = self._decode(tokens, memory, src_real)[:, -1]  # (B, V)
             next_token = logits.argmax(-1).masked_fill(done, c.pad_id)
             tokens = torch.cat([tokens, next_token[:, None]], dim=1)
             done |= next_token == c.eos_id
-            if done.all():
+            if _time_to_look(step) and done.all():
                 break
-        return tokens[:, 1:]
+        return _drop_padding_columns(tokens[:, 1:], c.pad_id)
 
     @torch.no_grad()
     def beam_search(
@@ -406,10 +424,9 @@ class Seq2SeqTransformer(nn.Module):
         scores[:, 1:] = -math.inf  # one live beam at first
         lengths = torch.zeros(batch, k, device=src.device)  # tokens incl. <eos>
         done = torch.zeros(batch, k, dtype=torch.bool, device=src.device)
-        for _ in range(min(max_len, c.max_len - 1)):
-            log_probs = self.decode(tokens, memory, src_real)[:, -1].log_softmax(
-                -1
-            )  # (B*K, V)
+        for step in range(min(max_len, c.max_len - 1)):
+            logits = self._decode(tokens, memory, src_real)[:, -1]
+            log_probs = logits.log_softmax(-1)  # (B*K, V)
             vocab = log_probs.shape[-1]
             log_probs = log_probs.view(batch, k, vocab)
             # a finished beam can only be extended by <pad>, at no cost
@@ -425,9 +442,9 @@ class Seq2SeqTransformer(nn.Module):
             tokens = torch.cat([tokens[rows], token.view(-1, 1)], dim=1)
             lengths = lengths.gather(1, parent) + (~done.gather(1, parent)).float()
             done = done.gather(1, parent) | (token == c.eos_id)
-            if done.all():
+            if _time_to_look(step) and done.all():
                 break
         normalised = scores / lengths.clamp(min=1) ** length_penalty
         best = normalised.argmax(-1)  # (B,)
         chosen = tokens.view(batch, k, -1)[torch.arange(batch, device=src.device), best]
-        return chosen[:, 1:]
+        return _drop_padding_columns(chosen[:, 1:], c.pad_id)

@@ -223,6 +223,17 @@ def test_greedy_decoding_copies_and_stops_at_eos(copier):
     assert out.shape[1] <= 4  # stopped once every row ended
 
 
+@pytest.mark.parametrize("method", ["greedy_decode", "beam_search"])
+def test_decoding_checks_its_input_once_not_at_every_step(copier, method, monkeypatch):
+    calls = []
+    check = copier._check_ids
+    monkeypatch.setattr(copier, "_check_ids", lambda *a: calls.append(a) or check(*a))
+    src = torch.tensor([[5, 7, 9, 6, 2]])
+    out = getattr(copier, method)(src, max_len=20)
+    assert out.shape[1] >= 4  # it took several decoding steps
+    assert [name for name, *_ in calls] == ["src"]
+
+
 def test_beam_search_with_beam_one_equals_greedy(copier):
     g = torch.Generator().manual_seed(5)
     src = torch.randint(4, 10, (16, 5), generator=g)
