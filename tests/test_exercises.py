@@ -6,11 +6,23 @@ learner's *output*.
 """
 
 import math
+import random
+import time
 
+import numpy as np
 import pytest
 import torch
 
-from course_lib.exercises import EXERCISES, check
+from course_lib.exercises import (
+    EXERCISES,
+    PREDICTIONS,
+    Prediction,
+    check,
+    predict,
+    progress,
+    reveal,
+)
+from course_lib.exercises._core import RESULTS
 
 
 def run(exercise_id, fn, capsys):
@@ -25,25 +37,203 @@ def test_every_exercise_accepts_its_reference(capsys):
         assert out.startswith("✓")
 
 
+@pytest.fixture(autouse=True)
+def fresh_results():
+    """check() and reveal() remember results for progress(); tests start afresh."""
+    saved = dict(RESULTS)
+    RESULTS.clear()
+    yield
+    RESULTS.clear()
+    RESULTS.update(saved)
+
+
 @pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
-def test_unattempted_stubs_are_reported_not_raised(exercise_id, capsys):
+def test_only_the_untouched_stub_is_not_attempted(exercise_id, capsys):
     def stub(*args):
         raise NotImplementedError
 
     passed, out = run(exercise_id, stub, capsys)
     assert not passed and "not attempted yet" in out
-    if EXERCISES[exercise_id].none_means_unattempted:
-        passed, out = run(exercise_id, lambda *args: None, capsys)
-        assert not passed and "not attempted yet" in out
 
 
-def test_a_crash_is_reported_with_the_exception_and_line(capsys):
+def test_a_function_that_returns_none_is_an_attempt(capsys):
+    passed, out = run("ex-nadaraya-watson", lambda q, k, v, h: None, capsys)
+    assert not passed and "not attempted" not in out
+    assert "0 of 3 cases right" in out and "return" in out
+
+
+def test_a_partial_answer_says_which_cases_passed(capsys):
+    def only_1d(u):
+        if u.dim() > 1:
+            raise NotImplementedError("only 1-D input for now")
+        return 0.75 * (1 - u**2).clamp(min=0)
+
+    passed, out = run("ex-epanechnikov", only_1d, capsys)
+    assert not passed and "not attempted" not in out
+    assert "1 of 2 cases right" in out
+    assert "Case 2 (a (3, 5) tensor of random u)" in out
+    assert "only 1-D input for now" in out
+
+
+def test_a_crash_is_reported_with_the_exception_and_the_learners_line(capsys):
     def broken(u):
         return u.no_such_method()
 
     passed, out = run("ex-epanechnikov", broken, capsys)
     assert not passed
-    assert "AttributeError" in out and "no_such_method" in out and "case 1" in out
+    assert "AttributeError" in out and "return u.no_such_method()" in out
+    assert "Case 1" in out
+
+
+def test_a_wrong_signature_is_the_learners_error_not_the_checkers(capsys):
+    passed, out = run("ex-epanechnikov", lambda u, h: u, capsys)
+    assert not passed
+    assert "(u, h) cannot take 1 arguments" in out
+    assert "epanechnikov_kernel(u)" in out  # the expected signature
+    assert "_core.py" not in out and "exercise.run" not in out
+
+
+def test_an_error_is_put_down_to_the_typical_mistake_that_makes_it(capsys):
+    def minus_a_million(scores, mask):  # the classic fill, fine in float32
+        weights = torch.softmax(scores.masked_fill(~mask, -1e6), dim=-1)
+        return weights * mask
+
+    passed, out = run("ex-masked-softmax", minus_a_million, capsys)
+    assert not passed
+    assert "3 of 4 cases right" in out and "float16" in out
+    assert "torch.finfo(scores.dtype).min" in out and "RuntimeError" in out
+
+
+WEIRD_RETURNS = {
+    "a tuple holding None": lambda *a: (None, torch.zeros(2)),
+    "a dict": lambda *a: {"output": torch.zeros(2)},
+    "a meta tensor": lambda *a: torch.empty(3, 5, device="meta"),
+    "a numpy array": lambda *a: np.zeros((3, 5)),
+    "a complex tensor": lambda *a: torch.zeros(3, 5, dtype=torch.complex64),
+    "an int64 tensor": lambda *a: torch.zeros(3, 5, dtype=torch.long),
+    "a string": lambda *a: "weights",
+    "a list of lists": lambda *a: [[0.0]],
+    "an object whose comparison raises": lambda *a: Unequal(),
+}
+
+
+class Unequal:
+    def __eq__(self, other):
+        raise RuntimeError("cannot compare")
+
+    __hash__ = None
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_check_never_raises_on_what_a_function_returns(exercise_id, capsys):
+    for name, weird in WEIRD_RETURNS.items():
+        passed, out = run(exercise_id, weird, capsys)
+        assert not passed, name
+        assert out.startswith("✗"), (name, out)
+
+
+def test_the_output_dtype_is_named(capsys):
+    passed, out = run("ex-epanechnikov", lambda u: (u > 0).long(), capsys)
+    assert not passed and "torch.int64" in out
+
+
+def test_an_endless_loop_is_stopped_after_the_time_limit(capsys):
+    def endless(u):
+        while True:
+            pass
+
+    start = time.perf_counter()
+    passed = check("ex-epanechnikov", endless, time_limit=0.3)
+    out = capsys.readouterr().out
+    assert not passed and "took longer than 0.3 s" in out and "time_limit" in out
+    assert time.perf_counter() - start < 5
+    # the alarm is off again: a slow computation afterwards is not interrupted
+    time.sleep(0.5)
+
+
+def test_check_leaves_the_callers_random_state_alone(capsys):
+    def draws():
+        return torch.rand(3), np.random.rand(3), random.random()
+
+    torch.manual_seed(1), np.random.seed(1), random.seed(1)
+    expected = draws()
+    torch.manual_seed(1), np.random.seed(1), random.seed(1)
+
+    def uses_randomness(u):
+        torch.rand(5), np.random.rand(5), random.random()
+        return 0.75 * (1 - u**2).clamp(min=0)
+
+    assert check("ex-epanechnikov", uses_randomness)
+    got = draws()
+    assert torch.equal(got[0], expected[0])
+    assert np.array_equal(got[1], expected[1]) and got[2] == expected[2]
+
+
+def test_progress_lists_this_chapters_results(capsys):
+    check("ex-epanechnikov", EXERCISES["ex-epanechnikov"].reference)
+    check("ex-nadaraya-watson", lambda q, k, v, h: None)
+    capsys.readouterr()
+    status = progress("01_attention_pooling")
+    out = capsys.readouterr().out
+    assert status["ex-epanechnikov"] == "passed"
+    assert status["ex-nadaraya-watson"] == "failed"
+    assert "✓ ex-epanechnikov" in out and "✗ ex-nadaraya-watson" in out
+    assert "ex-sdpa" not in status  # another chapter
+    assert all(
+        s == "not attempted yet"
+        for i, s in status.items()
+        if i not in ("ex-epanechnikov", "ex-nadaraya-watson")
+    )
+    with pytest.raises(ValueError, match="chapter must be one of"):
+        progress("01_pooling")
+
+
+@pytest.fixture
+def prediction():
+    p = predict(
+        Prediction(
+            id="pred-test",
+            chapter="01_attention_pooling",
+            question="?",
+            choices={"a": "up", "b": "down"},
+            answer="b",
+            why="because.",
+        )
+    )
+    yield p
+    del PREDICTIONS[p.id]
+
+
+def test_reveal_compares_the_prediction_with_the_measured_outcome(prediction, capsys):
+    assert reveal("pred-test", "b", "b")
+    out = capsys.readouterr().out
+    assert out.startswith("✓") and "(b) down" in out and "because." in out
+    assert not reveal("pred-test", "A", "b")
+    out = capsys.readouterr().out
+    assert out.startswith("✗") and "you predicted (a) up" in out
+    assert not reveal("pred-test", None, "b")
+    assert "no prediction made" in capsys.readouterr().out
+    # a run that does not show what the text explains says so instead of explaining
+    reveal("pred-test", "a", "a")
+    out = capsys.readouterr().out
+    assert "because." not in out and "differs from what the text explains" in out
+    assert RESULTS["pred-test"] == "passed"
+
+
+def test_reveal_refuses_letters_that_are_not_choices(prediction):
+    with pytest.raises(ValueError, match="my_prediction must be one of"):
+        reveal("pred-test", "c", "b")
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        reveal("pred-test", "a", "z")
+    with pytest.raises(ValueError, match="unknown prediction_id"):
+        reveal("pred-nope", "a", "a")
+    with pytest.raises(ValueError, match="start with 'pred-'"):
+        predict(Prediction("guess", "01_attention_pooling", "?", {"a": ""}, "a", ""))
+
+
+def test_every_prediction_has_an_answer_among_its_choices():
+    for p in PREDICTIONS.values():
+        assert p.answer in p.choices and p.why and p.question
 
 
 def test_unknown_exercise_and_non_callables(capsys):

@@ -4,6 +4,8 @@ In a notebook::
 
     from course_lib.exercises import check
     check("ex-epanechnikov", epanechnikov_kernel)   # prints ✓ or what is wrong; returns a bool
+    course_lib.exercises.reveal("pred-no-scaling", my_prediction, outcome)
+    course_lib.exercises.progress("01_attention_pooling")
 
 Each chapter's exercises live in their own module (``pooling`` for chapter 1, ...);
 importing this package registers all of them.
@@ -11,6 +13,8 @@ importing this package registers all of them.
 
 from . import detr, moco, multihead, pooling, scoring, transformer, vit  # noqa: F401  (registers each chapter's exercises)
 from ._core import EXERCISES, Case, Exercise, Mistake, check, compare_outputs, register
+from ._predictions import PREDICTIONS, Prediction, predict, reveal
+from ._progress import progress
 
 __all__ = [
     "check",
@@ -20,4 +24,9 @@ __all__ = [
     "Mistake",
     "compare_outputs",
     "register",
+    "reveal",
+    "predict",
+    "Prediction",
+    "PREDICTIONS",
+    "progress",
 ]

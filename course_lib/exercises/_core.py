@@ -4,18 +4,40 @@ An :class:`Exercise` has a reference solution, a few test cases and a list of
 *typical mistakes*, each a small wrong implementation with a message. The checker
 runs the learner's function on every case and compares with the reference. When a
 case fails, it also runs each typical mistake on that case: if the learner's output
-equals a mistake's output, the feedback names the mistake ("the softmax runs over
-the queries, not the keys") instead of only printing numbers.
+equals a mistake's output, or the learner's function fails the way the mistake does,
+the feedback names the mistake ("the softmax runs over the queries, not the keys")
+instead of only printing numbers.
+
+The checker is never wrong about the learner:
+
+- "not attempted yet" only for the untouched stub, whose ``NotImplementedError``
+  stops every case; anything else is an attempt, and the feedback says how many
+  cases were right;
+- whatever the learner's function returns or raises, :func:`check` reports it and
+  returns ``False``; it raises only for a wrong ``exercise_id``;
+- a case that runs longer than ``time_limit`` seconds is stopped and reported
+  (through ``SIGALRM``: on the main thread of a Unix process, where Jupyter runs
+  cells; elsewhere there is no limit, and a single long PyTorch call is stopped
+  only when it returns);
+- the checks run on their own random state: the caller's ``torch``, ``numpy`` and
+  ``random`` streams are the same afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
+import random
+import re
+import signal
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -27,6 +49,7 @@ __all__ = [
     "EXERCISES",
     "compare_outputs",
     "NOT_ATTEMPTED",
+    "RESULTS",
 ]
 
 NOT_ATTEMPTED = "not attempted yet"
@@ -45,18 +68,30 @@ class Case:
 
 @dataclass
 class Mistake:
-    """A typical wrong answer: ``implementation`` reproduces it, ``message`` explains it."""
+    """A typical wrong answer: ``implementation`` reproduces it, ``message`` explains it.
+
+    ``error``, a regular expression, recognises the mistake from the message of the
+    exception it makes the learner's function raise (e.g. ``"overflow"`` for a -1e9
+    fill in float16); without it, a learner's error is put down to this mistake when
+    ``implementation`` raises the same exception with the same message."""
 
     message: str
     implementation: Callable
+    error: str | None = None
 
 
 def _describe(x: Any) -> str:
+    """What ``x`` is, with its article: "a tensor of shape (3,) and dtype ..."."""
+    if x is None:
+        return "None (does your function end with a `return`?)"
     if isinstance(x, torch.Tensor):
-        return f"tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
+        where = " on the meta device (it holds no values)" if x.is_meta else ""
+        return f"a tensor of shape {tuple(x.shape)} and dtype {x.dtype}{where}"
+    if isinstance(x, np.ndarray):
+        return f"a numpy array of shape {x.shape} (convert it with torch.from_numpy)"
     if isinstance(x, (tuple, list)):
-        return f"{type(x).__name__} of {len(x)} items"
-    return type(x).__name__
+        return f"a {type(x).__name__} of {len(x)} items"
+    return f"a {type(x).__name__}"
 
 
 def _short(x: torch.Tensor) -> str:
@@ -84,7 +119,7 @@ def compare_outputs(
     """
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)):
-            return f"{what} should be a tuple of {len(expected)} items; got a {_describe(got)}"
+            return f"{what} should be a tuple of {len(expected)} items; got {_describe(got)}"
         if len(got) != len(expected):
             return f"{what} should have {len(expected)} items; got {len(got)}"
         for i, (e, g) in enumerate(zip(expected, got)):
@@ -98,8 +133,8 @@ def compare_outputs(
                 return problem
         return None
     if isinstance(expected, torch.Tensor):
-        if not isinstance(got, torch.Tensor):
-            return f"{what} should be a torch.Tensor; got a {_describe(got)}"
+        if not isinstance(got, torch.Tensor) or got.is_meta:
+            return f"{what} should be a torch.Tensor; got {_describe(got)}"
         if got.shape != expected.shape:
             return (
                 f"{what} has shape {tuple(got.shape)}; expected {tuple(expected.shape)}"
@@ -115,7 +150,10 @@ def compare_outputs(
                 )
             return None
         if not torch.is_floating_point(got):
-            return f"{what} has dtype {got.dtype}; expected a floating-point tensor ({expected.dtype})"
+            return (
+                f"{what} has dtype {got.dtype}; expected a floating-point tensor "
+                f"({expected.dtype})"
+            )
         if expected.dtype in _LOW_PRECISION:  # compare at the precision of the inputs
             rtol, atol = max(rtol, _LOW_PRECISION[expected.dtype]), max(atol, 1e-3)
         g, e = got.detach().double().cpu(), expected.detach().double().cpu()
@@ -134,12 +172,18 @@ def compare_outputs(
                 f"Expected starts {_short(e)}, yours {_short(g)}"
             )
         return None
-    if isinstance(expected, (int, float)):
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.is_meta:
+            got = got.item()  # a one-number tensor is a number
         if not isinstance(got, (int, float)) or isinstance(got, bool):
-            return f"{what} should be a number; got a {_describe(got)}"
+            return f"{what} should be a number; got {_describe(got)}"
+        if isinstance(expected, int) and not isinstance(got, int):
+            return f"{what} should be an int; got {got!r}"
         if not math.isclose(got, expected, rel_tol=rtol, abs_tol=atol):
             return f"{what} is {got}; expected {expected}"
         return None
+    if type(got) is not type(expected):
+        return f"{what} should be a {type(expected).__name__}; got {_describe(got)}"
     return None if got == expected else f"{what} is {got!r}; expected {expected!r}"
 
 
@@ -151,15 +195,17 @@ def _call(fn: Callable, args: tuple) -> Any:
 class Exercise:
     """A coding exercise: what to call, on what, and what typical mistakes look like.
 
-    ``run(fn, args)`` calls the function and returns what is compared (default
-    ``fn(*args)``; an in-place exercise returns the state it changed).
-    ``compare(expected, got, args)`` returns ``None`` or a problem sentence (default:
-    :func:`compare_outputs`, with ``output_names`` naming the items of a tuple).
-    ``none_means_unattempted``: a stub that returns ``None`` counts as unattempted.
+    ``chapter`` is the notebook's stem (``"02_scoring_functions"``), for
+    :func:`progress`. ``run(fn, args)`` calls the function and returns what is
+    compared (default ``fn(*args)``; an in-place exercise returns the state it
+    changed). ``compare(expected, got, args)`` returns ``None`` or a problem sentence
+    (default: :func:`compare_outputs`, with ``output_names`` naming the items of a
+    tuple).
     """
 
     id: str
     title: str
+    chapter: str
     signature: str
     reference: Callable
     cases: Sequence[Case]
@@ -167,7 +213,6 @@ class Exercise:
     run: Callable[[Callable, tuple], Any] = _call
     compare: Callable[[Any, Any, tuple], str | None] | None = None
     output_names: Sequence[str] | None = None
-    none_means_unattempted: bool = True
 
     def problem(self, expected: Any, got: Any, args: tuple) -> str | None:
         if self.compare is not None:
@@ -176,6 +221,9 @@ class Exercise:
 
 
 EXERCISES: dict[str, Exercise] = {}
+# what check() found for each exercise in this session: "passed", "failed" or
+# NOT_ATTEMPTED (read by progress())
+RESULTS: dict[str, str] = {}
 
 
 def register(exercise: Exercise) -> Exercise:
@@ -185,22 +233,195 @@ def register(exercise: Exercise) -> Exercise:
     return exercise
 
 
-def _diagnose(exercise: Exercise, case: Case, got: Any) -> str | None:
+# -- running the learner's code safely -----------------------------------------------
+
+
+class _TookTooLong(BaseException):
+    """Raised by the alarm; a BaseException, so that a learner's ``except Exception``
+    cannot swallow it."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise _TookTooLong
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def _own_random_state() -> Iterator[None]:
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
+def _signature_problem(fn: Callable, args: tuple) -> str | None:
+    """Why ``fn`` cannot take ``args``, or None (also when Python cannot tell)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*args)
+    except TypeError as error:
+        return f"your function{signature} cannot take {len(args)} arguments ({error})"
+    return None
+
+
+def _where(error: BaseException) -> str:
+    """The learner's line that raised: the last frame outside this checker and outside
+    installed packages (PyTorch's own frames say little to a learner)."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if frame.filename != __file__ and "site-packages" not in frame.filename
+    ]
+    if not frames:
+        return ""
+    code = f": {frames[-1].line}" if frames[-1].line else ""
+    return f"  [line {frames[-1].lineno}{code}]"
+
+
+@dataclass
+class _Outcome:
+    """What happened on one case: ``right``, ``stub`` (NotImplementedError), or a
+    failure described by ``lines``."""
+
+    right: bool = False
+    stub: bool = False
+    lines: list[str] = field(default_factory=list)
+
+
+def _mistake_explaining_error(
+    exercise: Exercise, case: Case, error: BaseException
+) -> str | None:
+    for mistake in exercise.mistakes:
+        if mistake.error is not None:
+            if re.search(mistake.error, str(error)):
+                return mistake.message
+            continue
+        try:
+            with _time_limit(10.0):
+                exercise.run(mistake.implementation, case.make_args())
+        except Exception as theirs:
+            if type(theirs) is type(error) and str(theirs) == str(error):
+                return mistake.message
+        except _TookTooLong:
+            continue
+    return None
+
+
+def _mistake_explaining_output(exercise: Exercise, case: Case, got: Any) -> str | None:
     for mistake in exercise.mistakes:
         try:
-            wrong = exercise.run(mistake.implementation, case.make_args())
+            with _time_limit(10.0):
+                wrong = exercise.run(mistake.implementation, case.make_args())
+            same = exercise.problem(wrong, got, case.make_args()) is None
         # a mistake that cannot even run on this case cannot explain it
-        except Exception:
+        except (Exception, _TookTooLong):
             continue
-        if exercise.problem(wrong, got, case.make_args()) is None:
+        if same:
             return mistake.message
     return None
 
 
-def check(exercise_id: str, fn: Callable, *, verbose: bool = True) -> bool:
-    """Check the learner's ``fn`` for exercise ``exercise_id``; print feedback; return
-    whether it passed. Never raises because of ``fn``: an unattempted stub prints
-    "not attempted yet" and returns ``False``."""
+def _run_case(
+    exercise: Exercise, case: Case, fn: Callable, time_limit: float | None
+) -> _Outcome:
+    args = case.make_args()
+    bad_signature = _signature_problem(fn, args)
+    if bad_signature:
+        return _Outcome(lines=[f"{bad_signature}; expected {exercise.signature}"])
+    try:
+        with _time_limit(time_limit):
+            got = exercise.run(fn, args)
+    except _TookTooLong:
+        return _Outcome(
+            lines=[
+                f"your function took longer than {time_limit:g} s (an endless loop?); "
+                "pass time_limit= to check() to allow more"
+            ]
+        )
+    except NotImplementedError as error:
+        if not str(error):
+            return _Outcome(
+                stub=True, lines=["your function raised NotImplementedError"]
+            )
+        return _Outcome(lines=[f"your function raised NotImplementedError: {error}"])
+    # the learner's bug (or the wanted error): reported, never raised
+    except Exception as error:
+        if case.raises is not None and isinstance(error, case.raises):
+            return _Outcome(right=True)
+        lines = []
+        diagnosis = _mistake_explaining_error(exercise, case, error)
+        if diagnosis:
+            lines.append(f"Likely mistake: {diagnosis}")
+        should = f"; it should raise {case.raises.__name__}" if case.raises else ""
+        lines.append(
+            f"your function raised {type(error).__name__}: {error}{should}"
+            + _where(error)
+        )
+        return _Outcome(lines=lines)
+    if case.raises is not None:
+        lines = []
+        diagnosis = _mistake_explaining_output(exercise, case, got)
+        if diagnosis:
+            lines.append(f"Likely mistake: {diagnosis}")
+        lines.append(
+            f"this input must raise {case.raises.__name__}; your function returned "
+            f"{_describe(got)}"
+        )
+        return _Outcome(lines=lines)
+    expected = exercise.run(exercise.reference, case.make_args())
+    try:
+        problem = exercise.problem(expected, got, case.make_args())
+    except Exception as error:  # an output the comparison did not foresee
+        problem = (
+            f"your function returned {_describe(got)}, which could not be compared "
+            f"with the expected output, {_describe(expected)} ({type(error).__name__}: {error})"
+        )
+    if problem is None:
+        return _Outcome(right=True)
+    diagnosis = _mistake_explaining_output(exercise, case, got)
+    return _Outcome(
+        lines=([f"Likely mistake: {diagnosis}"] if diagnosis else [])
+        + [f"Detail: {problem}"]
+    )
+
+
+def check(
+    exercise_id: str,
+    fn: Callable,
+    *,
+    verbose: bool = True,
+    time_limit: float | None = 5.0,
+) -> bool:
+    """Check the learner's ``fn`` for exercise ``exercise_id`` on every case; print
+    which cases were right and what went wrong on the first that was not; return
+    whether all were right. ``time_limit``: seconds per case (``None``: no limit).
+
+    Raises only for an unknown ``exercise_id``: whatever ``fn`` does is reported.
+    """
     if exercise_id not in EXERCISES:
         raise ValueError(
             f"unknown exercise_id {exercise_id!r}; known: {', '.join(sorted(EXERCISES))}"
@@ -209,53 +430,32 @@ def check(exercise_id: str, fn: Callable, *, verbose: bool = True) -> bool:
     say = print if verbose else (lambda *a, **k: None)
     if not callable(fn):
         say(
-            f"✗ {exercise_id}: pass the function itself, {exercise.signature}; got a {_describe(fn)}"
+            f"✗ {exercise_id}: pass the function itself, {exercise.signature}; "
+            f"got {_describe(fn)}"
         )
+        RESULTS[exercise_id] = "failed"
         return False
-
-    for number, case in enumerate(exercise.cases, start=1):
-        label = f"{exercise_id}, case {number} of {len(exercise.cases)} ({case.description})"
-        try:
-            got = exercise.run(fn, case.make_args())
-        except NotImplementedError:
-            say(f"· {exercise_id}: {NOT_ATTEMPTED} (fill in the function, run again).")
-            return False
-        # the learner's bug (or the wanted error), reported, not raised
-        except Exception as error:
-            if case.raises is not None and isinstance(error, case.raises):
-                continue
-            location = traceback.extract_tb(error.__traceback__)[-1]
-            expected = (
-                f"; it should raise {case.raises.__name__}" if case.raises else ""
-            )
-            say(
-                f"✗ {label}: your function raised {type(error).__name__}: {error}{expected}  "
-                f"[line {location.lineno}: {location.line}]"
-            )
-            return False
-        if got is None and exercise.none_means_unattempted:
-            say(f"· {exercise_id}: {NOT_ATTEMPTED} (your function returned None).")
-            return False
-        if case.raises is not None:
-            lines = [f"✗ {label}:"]
-            diagnosis = _diagnose(exercise, case, got)
-            if diagnosis:
-                lines.append(f"  Likely mistake: {diagnosis}")
-            lines.append(
-                f"  Detail: this input must raise {case.raises.__name__}; your function "
-                f"returned a {_describe(got)}"
-            )
-            say("\n".join(lines))
-            return False
-        expected = exercise.run(exercise.reference, case.make_args())
-        problem = exercise.problem(expected, got, case.make_args())
-        if problem:
-            diagnosis = _diagnose(exercise, case, got)
-            lines = [f"✗ {label}:"]
-            if diagnosis:
-                lines.append(f"  Likely mistake: {diagnosis}")
-            lines.append(f"  Detail: {problem}")
-            say("\n".join(lines))
-            return False
-    say(f"✓ {exercise_id}: correct on all {len(exercise.cases)} cases.")
-    return True
+    with _own_random_state():
+        outcomes = [_run_case(exercise, c, fn, time_limit) for c in exercise.cases]
+    total = len(outcomes)
+    if all(o.stub for o in outcomes):
+        say(f"· {exercise_id}: {NOT_ATTEMPTED} (fill in the function, run again).")
+        RESULTS[exercise_id] = NOT_ATTEMPTED
+        return False
+    right = sum(o.right for o in outcomes)
+    if right == total:
+        say(f"✓ {exercise_id}: correct on all {total} cases.")
+        RESULTS[exercise_id] = "passed"
+        return True
+    RESULTS[exercise_id] = "failed"
+    lines = [f"✗ {exercise_id}: {right} of {total} cases right."]
+    for number, (case, outcome) in enumerate(zip(exercise.cases, outcomes), start=1):
+        if not outcome.right:
+            lines.append(f"  Case {number} ({case.description}):")
+            lines += [f"    {line}" for line in outcome.lines]
+            break  # the first wrong case; fix it and run again
+    wrong = [str(n) for n, o in enumerate(outcomes, start=1) if not o.right]
+    if len(wrong) > 1:
+        lines.append(f"  Also wrong: case {', '.join(wrong[1:])}.")
+    say("\n".join(lines))
+    return False

@@ -10,6 +10,8 @@ from scipy.optimize import linear_sum_assignment
 from .. import detr
 from ._core import Case, Exercise, Mistake, register
 
+CHAPTER = "06_detr"
+
 
 def _random_boxes_cxcywh(n, seed):
     g = torch.Generator().manual_seed(seed)
@@ -46,6 +48,7 @@ def _yx_order(b):
 register(
     Exercise(
         id="ex-box-convert",
+        chapter=CHAPTER,
         title="(cx, cy, w, h) to (x1, y1, x2, y2)",
         signature="box_cxcywh_to_xyxy(boxes): (..., 4) -> (..., 4)",
         reference=detr.box_cxcywh_to_xyxy,
@@ -116,6 +119,7 @@ def _giou_over_union(boxes1, boxes2):
 register(
     Exercise(
         id="ex-giou",
+        chapter=CHAPTER,
         title="generalised IoU",
         signature="generalized_box_iou(boxes1, boxes2): xyxy (N, 4), (M, 4) -> (N, M)",
         reference=detr.generalized_box_iou,
@@ -224,6 +228,7 @@ def _cost_case(values=None, shape=None, seed=0):
 register(
     Exercise(
         id="ex-hungarian",
+        chapter=CHAPTER,
         title="a minimum-cost matching",
         signature="match(cost): (N, M) -> (rows, cols), a minimum-cost assignment of size min(N, M)",
         reference=brute_force_match,  # optimality is checked against brute force

@@ -14,6 +14,9 @@ from ._core import Case, Exercise, Mistake, compare_outputs, register
 # ---------------------------------------------------------------------------
 
 
+CHAPTER = "07_moco"
+
+
 def _features(batch, dim, queue_size, temperature, seed):
     def make():
         g = torch.Generator().manual_seed(seed)
@@ -54,6 +57,7 @@ def _all_pairs_positive(q, k, queue, temperature):
 register(
     Exercise(
         id="ex-infonce",
+        chapter=CHAPTER,
         title="the InfoNCE logits",
         signature="info_nce_logits(q, k, queue, temperature): (B, D), (B, D), (K, D), float -> (B, 1 + K)",
         reference=moco.info_nce_logits,
@@ -169,6 +173,7 @@ def _copied(encoder_q, encoder_k, m):
 register(
     Exercise(
         id="ex-momentum-update",
+        chapter=CHAPTER,
         title="the momentum update",
         signature="momentum_update(encoder_q, encoder_k, m): updates encoder_k in place, returns None",
         reference=moco.momentum_update,
@@ -205,6 +210,5 @@ register(
         ],
         run=_run_update,
         compare=_compare_update,
-        none_means_unattempted=False,
     )
 )

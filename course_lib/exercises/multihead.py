@@ -7,6 +7,8 @@ import torch
 from .. import attention
 from ._core import Case, Exercise, Mistake, register
 
+CHAPTER = "03_multihead_attention"
+
 
 def _split_case(batch, tokens, d_model, heads, seed):
     def make():
@@ -34,6 +36,7 @@ def _tokens_and_heads_swapped(x, num_heads):
 register(
     Exercise(
         id="ex-split-heads",
+        chapter=CHAPTER,
         title="split the features into heads",
         signature="split_heads(x, num_heads): (B, T, D) -> (B, H, T, D/H)",
         reference=attention.split_heads,
@@ -82,6 +85,7 @@ _right_exponent = lambda d: torch.arange(0, d, 2, dtype=torch.float32) / d  # no
 register(
     Exercise(
         id="ex-positional-encoding",
+        chapter=CHAPTER,
         title="the sinusoidal positional encoding",
         signature="sinusoidal_positional_encoding(num_positions, d_model) -> (num_positions, d_model)",
         reference=attention.sinusoidal_positional_encoding,

@@ -7,6 +7,8 @@ import torch
 from .. import attention
 from ._core import Case, Exercise, Mistake, register
 
+CHAPTER = "01_attention_pooling"
+
 
 def _random(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
     return scale * torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
@@ -15,6 +17,7 @@ def _random(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
 register(
     Exercise(
         id="ex-epanechnikov",
+        chapter=CHAPTER,
         title="the Epanechnikov kernel",
         signature="epanechnikov_kernel(u) -> tensor shaped like u",
         reference=attention.epanechnikov_kernel,
@@ -95,6 +98,7 @@ def _nw_case(n_q: int, n_k: int, bandwidth: float, seed: int):
 register(
     Exercise(
         id="ex-nadaraya-watson",
+        chapter=CHAPTER,
         title="Gaussian Nadaraya–Watson attention pooling",
         signature="nadaraya_watson_gaussian(queries, keys, values, bandwidth) -> (predictions, weights)",
         reference=_nw_reference,

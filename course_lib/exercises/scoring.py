@@ -9,6 +9,8 @@ import torch
 from .. import attention
 from ._core import Case, Exercise, Mistake, register
 
+CHAPTER = "02_scoring_functions"
+
 
 def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
@@ -57,6 +59,11 @@ def _ms_uniform_rows(scores, mask):
     )
 
 
+def _ms_big_negative_fill(scores, mask):
+    weights = torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1)
+    return weights.masked_fill(~mask, 0.0)
+
+
 def _ms_no_mask(scores, mask):
     return torch.softmax(scores, dim=-1)
 
@@ -64,6 +71,7 @@ def _ms_no_mask(scores, mask):
 register(
     Exercise(
         id="ex-masked-softmax",
+        chapter=CHAPTER,
         title="masked softmax",
         signature="masked_softmax(scores, mask) -> weights shaped like scores",
         reference=lambda scores, mask: attention.masked_softmax(scores, mask),
@@ -114,6 +122,13 @@ register(
                 _ms_uniform_rows,
             ),
             Mistake("the mask is ignored.", _ms_no_mask),
+            Mistake(
+                "a fixed fill such as -1e6 or -1e9 does not fit in float16 (whose "
+                "smallest number is about -65504): fill with "
+                "torch.finfo(scores.dtype).min, the smallest number of the scores' dtype.",
+                _ms_big_negative_fill,
+                error="overflow|cannot be converted",
+            ),
         ],
     )
 )
@@ -174,6 +189,7 @@ _right_softmax = attention.masked_softmax
 register(
     Exercise(
         id="ex-sdpa",
+        chapter=CHAPTER,
         title="scaled dot-product attention",
         signature="scaled_dot_product_attention(q, k, v, mask=None) -> (output, weights)",
         reference=_sdpa_reference,

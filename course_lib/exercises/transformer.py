@@ -7,9 +7,12 @@ import torch
 from .. import transformer
 from ._core import Case, Exercise, Mistake, register
 
+CHAPTER = "04_transformer"
+
 register(
     Exercise(
         id="ex-causal-mask",
+        chapter=CHAPTER,
         title="the causal (subsequent) mask",
         signature="causal_mask(size) -> bool (size, size), True where j <= i",
         reference=transformer.causal_mask,
@@ -45,6 +48,7 @@ def _lengths_case(lengths, max_len):
 register(
     Exercise(
         id="ex-padding-mask",
+        chapter=CHAPTER,
         title="the padding mask",
         signature="padding_mask(lengths, max_len) -> bool (batch, max_len), True at real tokens",
         reference=transformer.padding_mask,

@@ -7,6 +7,8 @@ import torch
 from .. import vit
 from ._core import Case, Exercise, Mistake, register
 
+CHAPTER = "05_vision_transformer"
+
 
 def _images(b, c, h, w, p, seed):
     def make():
@@ -45,6 +47,7 @@ def _cropped(images, p):
 register(
     Exercise(
         id="ex-patchify",
+        chapter=CHAPTER,
         title="cut images into patches",
         signature="patchify(images, patch_size): (B, C, H, W) -> (B, N, P*P*C)",
         reference=vit.patchify,
