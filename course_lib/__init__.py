@@ -46,8 +46,9 @@ import numpy as np
 import torch
 
 from ._checks import plain_value
+from .references import on_track
 
-__all__ = ["Config", "setup", "record", "SMOKE_STEPS"]
+__all__ = ["Config", "setup", "record", "on_track", "SMOKE_STEPS"]
 __version__ = "0.1.0"
 
 PROFILES = ("quick", "full")

@@ -12,7 +12,8 @@ Read top to bottom:
 5. :class:`DETR`: CNN backbone -> 1x1 projection -> encoder -> decoder with N learned
    object queries -> class head (+ no-object) and box head;
 6. :func:`postprocess`: scores, labels and pixel boxes; :func:`mean_average_precision`
-   (COCO mAP through ``torchmetrics``).
+   (COCO mAP through ``torchmetrics``), and the same from scratch:
+   :func:`true_positives` and :func:`average_precision` for one class.
 
 Boxes are normalised to [0, 1]; predictions are (cx, cy, w, h) like DETR's.
 """
@@ -43,6 +44,8 @@ __all__ = [
     "DETR",
     "postprocess",
     "mean_average_precision",
+    "true_positives",
+    "average_precision",
 ]
 
 # ---------------------------------------------------------------------------
@@ -137,7 +140,7 @@ class HungarianMatcher(nn.Module):
         -> cost (N, M)."""
         probabilities = logits.softmax(-1)[:, target["labels"]]  # (N, M)
         l1 = torch.cdist(boxes, target["boxes"], p=1)  # (N, M)
-        giou = generalized_box_iou(
+        giou = torchvision.ops.generalized_box_iou(  # no value check: see SetCriterion
             box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(target["boxes"])
         )
         return (
@@ -261,12 +264,16 @@ class SetCriterion(nn.Module):
         pred, target = torch.cat(matched_pred), torch.cat(matched_target)
         if len(pred):
             loss_bbox = F.l1_loss(pred, target, reduction="sum") / num_objects
-            giou = torch.diag(
-                generalized_box_iou(
-                    box_cxcywh_to_xyxy(pred), box_cxcywh_to_xyxy(target)
+            # 1 - GIoU of each matched pair (torchvision's; our boxes are valid by
+            # construction, so no check reads their values during training)
+            loss_giou = (
+                torchvision.ops.generalized_box_iou_loss(
+                    box_cxcywh_to_xyxy(pred),
+                    box_cxcywh_to_xyxy(target),
+                    reduction="sum",
                 )
+                / num_objects
             )
-            loss_giou = (1 - giou).sum() / num_objects
         else:  # no objects at all: keep the graph, zero loss
             loss_bbox = loss_giou = boxes.sum() * 0.0
         return {"loss_ce": loss_ce, "loss_bbox": loss_bbox, "loss_giou": loss_giou}
@@ -494,3 +501,56 @@ def mean_average_precision(
     model.train(was_training)
     result = metric.compute()
     return {"map_50": result["map_50"].item(), "map": result["map"].item()}
+
+
+def true_positives(
+    detections: list[dict], truths: list[dict], label: int, iou_threshold: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Detections of class ``label`` over all images, matched as COCO does: in order of
+    score, each takes the unmatched object of its class it overlaps most, if the IoU is
+    at least ``iou_threshold``. ``detections`` and ``truths`` hold one dict per image
+    (``boxes`` xyxy, ``labels``; detections also ``scores``). Returns the scores (K,),
+    whether each is a true positive (K,) bool, and the number of objects of the class."""
+    if len(detections) != len(truths):
+        raise ValueError(
+            f"detections and truths must have one dict per image; got "
+            f"{len(detections)} and {len(truths)}"
+        )
+    scores, hits, num_objects = [], [], 0
+    for detection, truth in zip(detections, truths):
+        mine = detection["labels"] == label
+        boxes, score = detection["boxes"][mine], detection["scores"][mine]
+        objects = truth["boxes"][truth["labels"] == label]
+        num_objects += len(objects)
+        order = score.argsort(descending=True)
+        iou = torchvision.ops.box_iou(boxes[order], objects)  # (K_image, M_image)
+        taken = torch.zeros(len(objects), dtype=torch.bool)
+        for row in iou:
+            candidates = row.masked_fill(taken, -1.0)
+            hit = len(objects) > 0 and bool(candidates.max() >= iou_threshold)
+            if hit:
+                taken[candidates.argmax()] = True
+            hits.append(hit)
+        scores.append(score[order])
+    return torch.cat(scores), torch.tensor(hits, dtype=torch.bool), num_objects
+
+
+def average_precision(
+    scores: torch.Tensor, is_true_positive: torch.Tensor, num_objects: int
+) -> float:
+    """All-point interpolated average precision of one class: sort the K detections by
+    score, trace precision and recall down the list, replace each precision by the best
+    precision at any higher recall (the envelope), and sum recall steps x envelope."""
+    check_tensor("scores", scores, ndim=1, expected="(K,) detection scores")
+    check_tensor("is_true_positive", is_true_positive, ndim=1, expected="(K,) bool")
+    if len(scores) != len(is_true_positive):
+        raise ValueError("scores and is_true_positive need one entry per detection")
+    if num_objects < 1:
+        raise ValueError(f"num_objects must be at least 1; got {num_objects}")
+    hit = is_true_positive[scores.argsort(descending=True, stable=True)].double()
+    true_positives = hit.cumsum(0)
+    precision = true_positives / torch.arange(1, len(hit) + 1)
+    recall = true_positives / num_objects
+    envelope = precision.flip(0).cummax(0).values.flip(0)
+    recall_steps = torch.diff(recall, prepend=recall.new_zeros(1))
+    return float((recall_steps * envelope).sum())

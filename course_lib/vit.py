@@ -7,7 +7,9 @@ Read top to bottom:
 3. :class:`VisionTransformer` -- [class] token, learned position embeddings E_pos,
    pre-LN encoder blocks (chapter 4's :class:`~course_lib.transformer.EncoderBlock`),
    a final LayerNorm and a linear head, following the paper's equations (1)-(4);
-4. :func:`attention_rollout` (Abnar & Zuidema, 2020) -- how much each input patch
+4. :func:`resize_position_embedding` -- the learned position grid interpolated to a
+   new image size, as the paper does to fine-tune at a higher resolution;
+5. :func:`attention_rollout` (Abnar & Zuidema, 2020) -- how much each input patch
    contributes to each token after all layers.
 
 Shapes: B images, C channels, H x W pixels, P patch size, N = HW / P^2 patches, D width.
@@ -18,9 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_floating, check_tensor, shape_str
+from ._checks import check_floating, check_size, check_tensor, shape_str
 from .transformer import EncoderBlock
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "PatchEmbedding",
     "ViTConfig",
     "VisionTransformer",
+    "resize_position_embedding",
     "attention_rollout",
 ]
 
@@ -181,6 +185,29 @@ class VisionTransformer(nn.Module):
         """Per-layer attention weights (B, H, 1 + N, 1 + N) of the last call with
         ``need_weights=True``."""
         return [block.attention_weights for block in self.blocks]
+
+
+def resize_position_embedding(pos_embed: torch.Tensor, new_grid: int) -> torch.Tensor:
+    """(1, 1 + g*g, D) -> (1, 1 + G*G, D) with G = ``new_grid``: the [class] position
+    unchanged, the g x g grid (row-major) resized bilinearly. This is how a ViT trained
+    at one resolution is fine-tuned at another (the paper's section 3.2; the reference
+    code interpolates bilinearly with ``align_corners=False``)."""
+    check_tensor("pos_embed", pos_embed, ndim=3, expected="(1, 1 + g*g, D)")
+    new_grid = check_size("new_grid", new_grid)
+    grid = round((pos_embed.shape[1] - 1) ** 0.5)
+    if pos_embed.shape[0] != 1 or grid * grid != pos_embed.shape[1] - 1:
+        raise ValueError(
+            "pos_embed must be (1, 1 + g*g, D): the [class] position, then a square "
+            f"grid; got {shape_str(pos_embed)}"
+        )
+    cls, patches = pos_embed[:, :1], pos_embed[:, 1:]
+    d = pos_embed.shape[-1]
+    patches = patches.reshape(1, grid, grid, d).permute(0, 3, 1, 2)  # (1, D, g, g)
+    patches = F.interpolate(
+        patches, size=(new_grid, new_grid), mode="bilinear", align_corners=False
+    )
+    patches = patches.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, d)
+    return torch.cat([cls, patches], dim=1)
 
 
 def attention_rollout(

@@ -1,4 +1,4 @@
-"""The quick profile's recorded training times, checked after the build.
+"""The quick profile's recorded training times and headline numbers, checked after the build.
 
 No notebook asserts a wall-clock time: a learner's slow laptop must not fail a chapter.
 CI's machine is the reference instead: after ``python -m tools.build_book`` every chapter's
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from course_lib import references
 from tools import results_page
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,3 +44,13 @@ def test_training_time_is_inside_its_budget(stem):
     assert seconds <= budget, (
         f"{stem} trained for {seconds:.0f} s; its budget on CI's CPU is {budget} s"
     )
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_the_build_is_on_track_with_the_reference_runs(stem):
+    """The ranges behind course_lib.on_track hold the numbers of this build (if not,
+    re-measure them: ``python -m tools.reference_ranges``)."""
+    recorded = record(stem)["metrics"]
+    for metric in references.reference_ranges()["notebooks"][stem]:
+        ok, sentence = references.verdict(stem, metric, recorded[metric])
+        assert ok, f"{stem}: {sentence}; run python -m tools.reference_ranges"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from course_lib.exercises import EXERCISES
+from course_lib import references
+from course_lib.exercises import EXERCISES, PREDICTIONS
 from tools import notebooks as nbtools
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,6 +211,51 @@ class TestNotebook:
             assert f":label: {exercise_id}" in labels, (
                 f"{exercise_id}: an exercise directive with this label"
             )
+
+    def test_every_exercise_of_the_chapter_is_in_it(self, path):
+        code = "".join(text(c) for c in cells(path, "code"))
+        mine = {e.id for e in EXERCISES.values() if e.chapter == path.stem}
+        assert mine, "no coding exercise registered for this chapter"
+        missing = {i for i in mine if f'check("{i}"' not in code}
+        assert not missing, f"registered for {path.stem} but not used: {missing}"
+
+    def test_predictions_are_asked_revealed_and_asserted(self, path):
+        code = [text(c) for c in cells(path, "code")]
+        reveals = [
+            (i, m)
+            for i, source in enumerate(code)
+            for m in re.finditer(
+                r'reveal\("(pred-[a-z0-9-]+)", my_prediction, (\w+)\)', source
+            )
+        ]
+        assert reveals, "every chapter asks the learner to predict an experiment"
+        hidden = code[-1]
+        for index, match in reveals:
+            prediction_id, outcome = match.groups()
+            prediction = PREDICTIONS[prediction_id]
+            assert prediction.chapter == path.stem
+            asked = [
+                j for j, c in enumerate(code) if c.startswith("my_prediction = None")
+            ]
+            assert asked and min(asked) < index, "the guess cell comes first"
+            # the hidden outcome cell asserts the answer the text explains
+            assert f'assert {outcome} == "{prediction.answer}"' in hidden, (
+                f"the outcome cell must assert {outcome} == {prediction.answer!r}"
+            )
+
+    def test_last_visible_cell_reports_the_run_and_the_exercises(self, path):
+        visible = [
+            c
+            for c in cells(path, "code")
+            if "remove-cell" not in c["metadata"].get("tags", [])
+        ]
+        last = text(visible[-1])
+        assert f'course_lib.exercises.progress("{path.stem}")' in last
+        call = re.search(r"course_lib\.on_track\(\s*\"([^\"]+)\",(.*?)\n\)", last, re.S)
+        assert call and call.group(1) == path.stem, "on_track with this notebook"
+        metrics = set(re.findall(r"(\w+)=", call.group(2)))
+        stored = references.reference_ranges()["notebooks"][path.stem]
+        assert metrics == set(stored), (metrics, set(stored))
 
     def test_conceptual_exercises_have_solutions(self, path):
         markdown = "".join(text(c) for c in cells(path, "markdown"))

@@ -136,7 +136,23 @@ def test_set_loss_is_zero_ish_for_a_perfect_prediction():
     logits[0, 1, 3] = 20.0  # query 1: no object
     boxes = torch.tensor([[[0.5, 0.5, 0.2, 0.2], [0.1, 0.1, 0.1, 0.1]]])
     loss, logged = criterion({"pred_logits": logits, "pred_boxes": boxes}, [target])
-    assert loss.item() < 1e-6
+    # torchvision's GIoU loss adds eps = 1e-7 to its denominators
+    assert loss.item() < 1e-5, logged
+
+
+def test_giou_loss_is_one_minus_the_giou_of_each_matched_pair():
+    criterion = detr.SetCriterion(num_classes=3)
+    g = torch.Generator().manual_seed(0)
+    boxes = 0.2 + 0.5 * torch.rand(1, 3, 4, generator=g)
+    target = {"labels": torch.tensor([0, 1, 2]), "boxes": boxes[0].flip(0) * 0.9}
+    outputs = {"pred_logits": torch.zeros(1, 3, 4), "pred_boxes": boxes}
+    losses = criterion.single(outputs, [target], num_objects=3.0)
+    rows, cols = criterion.matcher(outputs, [target])[0]
+    giou = detr.generalized_box_iou(
+        detr.box_cxcywh_to_xyxy(boxes[0, rows]),
+        detr.box_cxcywh_to_xyxy(target["boxes"][cols]),
+    ).diag()
+    torch.testing.assert_close(losses["loss_giou"], (1 - giou).sum() / 3)
 
 
 def test_sine_position_encoding():
@@ -199,3 +215,46 @@ def test_train_and_test_canvases_use_disjoint_digit_images():
     train_set = {tuple(x.flatten().tolist()) for x in split.x_train}
     assert not any(tuple(x.flatten().tolist()) in train_set for x in split.x_test)
     assert len(train) == 20 and len(test) == 10
+
+
+def test_average_precision_against_a_hand_computed_curve():
+    # ranks 1..5: hit, miss, hit, hit, miss; 4 objects. Precision at the hits 1, 2/3,
+    # 3/4; the envelope lifts 2/3 to 3/4: AP = 1/4 * (1 + 3/4 + 3/4)
+    scores = torch.tensor([0.5, 0.9, 0.6, 0.8, 0.7])
+    hits = torch.tensor([False, True, False, False, True])
+    hits_in_score_order = hits[scores.argsort(descending=True)]
+    assert hits_in_score_order.tolist() == [True, False, True, False, False]
+    ap = detr.average_precision(
+        torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5]),
+        torch.tensor([True, False, True, True, False]),
+        4,
+    )
+    assert ap == pytest.approx(0.25 * (1 + 0.75 + 0.75))
+    assert detr.average_precision(scores, torch.zeros(5, dtype=torch.bool), 3) == 0.0
+    assert detr.average_precision(scores, torch.ones(5, dtype=torch.bool), 5) == 1.0
+    with pytest.raises(ValueError, match="num_objects must be at least 1"):
+        detr.average_precision(scores, hits, 0)
+    with pytest.raises(ValueError, match="one entry per detection"):
+        detr.average_precision(scores, hits[:3], 2)
+
+
+def test_true_positives_match_each_object_once_in_score_order():
+    box = torch.tensor([[10.0, 10.0, 20.0, 20.0]])
+    detections = [
+        {
+            "boxes": torch.cat([box, box + 1, box + 50]),  # two on the object, one off
+            "scores": torch.tensor([0.6, 0.9, 0.8]),
+            "labels": torch.tensor([3, 3, 3]),
+        },
+        {"boxes": box, "scores": torch.tensor([0.7]), "labels": torch.tensor([1])},
+    ]
+    truths = [
+        {"boxes": box, "labels": torch.tensor([3])},
+        {"boxes": box, "labels": torch.tensor([3])},
+    ]
+    scores, hits, num_objects = detr.true_positives(detections, truths, label=3)
+    assert scores.tolist() == pytest.approx([0.9, 0.8, 0.6])
+    assert hits.tolist() == [True, False, False]  # the 0.6 box is a duplicate
+    assert num_objects == 2
+    with pytest.raises(ValueError, match="one dict per image"):
+        detr.true_positives(detections, truths[:1], label=3)

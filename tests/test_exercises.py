@@ -104,6 +104,17 @@ def test_an_error_is_put_down_to_the_typical_mistake_that_makes_it(capsys):
     assert "torch.finfo(scores.dtype).min" in out and "RuntimeError" in out
 
 
+def test_a_mistake_is_named_only_if_it_explains_every_case(capsys):
+    def two_bugs(u):
+        if u.dim() == 1:  # like "the factor 3/4 is missing" on case 1 ...
+            return (1 - u**2).clamp(min=0)
+        return 0.75 * (1 - u.abs()).clamp(min=0)  # ... and "triangular" on case 2
+
+    passed, out = run("ex-epanechnikov", two_bugs, capsys)
+    assert not passed and "0 of 2 cases right" in out
+    assert "Likely mistake" not in out
+
+
 WEIRD_RETURNS = {
     "a tuple holding None": lambda *a: (None, torch.zeros(2)),
     "a dict": lambda *a: {"output": torch.zeros(2)},
@@ -304,6 +315,33 @@ NADARAYA_WATSON_MISTAKES = [
 ]
 
 
+def knn_right(queries, keys, values, k):
+    weights = torch.zeros(len(queries), len(keys))
+    for i, q in enumerate(queries.tolist()):
+        order = sorted(range(len(keys)), key=lambda j: abs(q - keys[j].item()))
+        weights[i, order[:k]] = 1 / k
+    return weights @ values, weights
+
+
+def knn_sorted_descending(queries, keys, values, k):
+    weights = torch.zeros(len(queries), len(keys))
+    for i, q in enumerate(queries.tolist()):
+        order = sorted(range(len(keys)), key=lambda j: -abs(q - keys[j].item()))
+        weights[i, order[:k]] = 1 / k
+    return weights @ values, weights
+
+
+KNN_POOLING_MISTAKES = [
+    (knn_sorted_descending, "farthest"),
+    (lambda q, keys, v, k: tuple(k * x for x in knn_right(q, keys, v, k)), "sum"),
+    (
+        lambda q, keys, v, k: knn_right(q, keys, v, min(k + 1, len(keys))),
+        "k + 1 keys",
+    ),
+    (lambda q, keys, v, k: knn_right(q, keys, v, k)[1], "should be a tuple of 2"),
+]
+
+
 # --- chapter 2 ------------------------------------------------------------------
 
 
@@ -332,57 +370,49 @@ MASKED_SOFTMAX_MISTAKES = [
 ]
 
 
-def sdpa_right(q, k, v, mask=None):
-    scores = torch.einsum("...qd,...kd->...qk", q, k) / q.shape[-1] ** 0.5
-    weights = masked_softmax_right(
-        scores,
-        torch.ones_like(scores, dtype=torch.bool)
-        if mask is None
-        else mask.expand_as(scores),
-    )
-    return weights @ v, weights
+def bilinear_right(queries, keys, values, W, mask=None):
+    scores = torch.einsum("bqi,ij,bkj->bqk", queries, W, keys)
+    if mask is not None:
+        scores = scores.masked_fill(~mask[:, None, :], -float("inf"))
+    weights = scores.softmax(-1)
+    return weights @ values, weights
 
 
-def sdpa_scaled_by(scale):
-    def wrong(q, k, v, mask=None):
-        scores = q @ k.transpose(-1, -2) * scale(q.shape[-1])
-        m = (
-            torch.ones_like(scores, dtype=torch.bool)
-            if mask is None
-            else mask.expand_as(scores)
-        )
-        weights = masked_softmax_right(scores, m)
-        return weights @ v, weights
+def bilinear_variant(transpose_w=False, scale=False, invert=False, ignore=False):
+    def wrong(queries, keys, values, W, mask=None):
+        W = W.T if transpose_w else W
+        scores = torch.einsum("bqi,ji->bqj", queries, W) @ keys.transpose(1, 2)
+        scores = scores / queries.shape[-1] ** 0.5 if scale else scores
+        if mask is not None and not ignore:
+            keep = ~mask if invert else mask
+            scores = scores.masked_fill(~keep[:, None, :], -1e9)
+        weights = scores.softmax(-1)
+        return weights @ values, weights
 
     return wrong
 
 
-def sdpa_mask_after(q, k, v, mask=None):
-    weights = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, -1)
-    if mask is not None:
-        weights = weights * mask
-    return weights @ v, weights
-
-
-def sdpa_nan_rows(q, k, v, mask=None):
-    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.softmax(-1)
-    return weights @ v, weights
-
-
-def sdpa_transposed_weights(q, k, v, mask=None):
-    output, weights = sdpa_right(q, k, v, mask)
-    return output, weights.transpose(-1, -2)
-
-
-SDPA_MISTAKES = [
-    (sdpa_scaled_by(lambda d: 1.0), "not scaled"),
-    (sdpa_scaled_by(lambda d: 1.0 / d), "divided by d"),
-    (sdpa_mask_after, "applied after the softmax"),
-    (sdpa_nan_rows, "gives NaN"),
-    (sdpa_transposed_weights, "weights has shape"),
+BILINEAR_MISTAKES = [
+    # transposed: the einsum above applies W.T, so transposing gives W
+    (bilinear_variant(transpose_w=False), "W is used transposed"),
+    (
+        lambda q, k, v, W, m=None: bilinear_variant(transpose_w=True, scale=True)(
+            q, k, v, W, m
+        ),
+        "scaled by √d",
+    ),
+    (
+        lambda q, k, v, W, m=None: bilinear_variant(transpose_w=True, invert=True)(
+            q, k, v, W, m
+        ),
+        "inverted",
+    ),
+    (
+        lambda q, k, v, W, m=None: bilinear_variant(transpose_w=True, ignore=True)(
+            q, k, v, W, m
+        ),
+        "ignored",
+    ),
 ]
 
 
@@ -407,38 +437,61 @@ SPLIT_HEADS_MISTAKES = [
 ]
 
 
-def pe_right(num_positions, d_model):
-    pe = torch.zeros(num_positions, d_model)
-    for p in range(num_positions):
-        for i in range(d_model // 2):
-            pe[p, 2 * i] = math.sin(p / 10000 ** (2 * i / d_model))
-            pe[p, 2 * i + 1] = math.cos(p / 10000 ** (2 * i / d_model))
-    return pe
+def mha_right(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, key_padding_mask=None):
+    """Head by head, with a loop: independent of any reshape trick."""
+    d = x_q.shape[-1]
+    dh = d // num_heads
+    q, k, v = x_q @ w_q, x_kv @ w_k, x_kv @ w_v
+    heads = []
+    for h in range(num_heads):
+        part = slice(h * dh, (h + 1) * dh)
+        scores = q[..., part] @ k[..., part].transpose(1, 2) / math.sqrt(dh)
+        if key_padding_mask is not None:
+            scores = scores.masked_fill(~key_padding_mask[:, None, :], -float("inf"))
+        heads.append(scores.softmax(-1) @ v[..., part])
+    return torch.cat(heads, -1) @ w_o
 
 
-def pe_variant(angle_fn, even=math.sin, odd=math.cos):
-    def wrong(num_positions, d_model):
-        pe = torch.zeros(num_positions, d_model)
-        for p in range(num_positions):
-            for i in range(d_model // 2):
-                pe[p, 2 * i], pe[p, 2 * i + 1] = (
-                    even(angle_fn(p, i, d_model)),
-                    odd(angle_fn(p, i, d_model)),
-                )
-        return pe
+def mha_variant(**change):
+    def wrong(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, key_padding_mask=None):
+        if change.get("linear_layout"):
+            w_q, w_k, w_v, w_o = w_q.T, w_k.T, w_v.T, w_o.T
+        if change.get("invert") and key_padding_mask is not None:
+            key_padding_mask = ~key_padding_mask
+        if change.get("no_projection"):
+            w_o = torch.eye(x_q.shape[-1])
+        if change.get("sqrt_d"):
+            x_q = x_q * math.sqrt(num_heads) ** -1
+        return mha_right(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, key_padding_mask)
 
     return wrong
 
 
-POSITIONAL_ENCODING_MISTAKES = [
-    (
-        pe_variant(lambda p, i, d: p / 10000 ** (2 * i / d), math.cos, math.sin),
-        "swapped",
-    ),
-    (pe_variant(lambda p, i, d: p / 10000 ** (i / d)), "off by a factor of 2"),
-    (pe_variant(lambda p, i, d: p / 10000 ** (4 * i / d)), "off by a factor of 2"),
-    (lambda n, d: pe_right(n, d).T, "has shape"),
+MHA_FORWARD_MISTAKES = [
+    (mha_variant(sqrt_d=True), "divide by √(D/H)"),
+    (mha_variant(invert=True), "inverted"),
+    (mha_variant(no_projection=True), "output projection w_o is missing"),
+    (mha_variant(linear_layout=True), "nn.Linear layout"),
 ]
+
+
+def test_the_mha_reference_is_nn_multiheadattention():
+    g = torch.Generator().manual_seed(0)
+    x_q, x_kv = torch.randn(2, 3, 8, generator=g), torch.randn(2, 5, 8, generator=g)
+    w_q, w_k, w_v, w_o = (torch.randn(8, 8, generator=g) for _ in range(4))
+    keep = torch.tensor([[1, 1, 0, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    module = torch.nn.MultiheadAttention(8, 2, bias=False, batch_first=True)
+    with torch.no_grad():
+        module.in_proj_weight.copy_(torch.cat([w_q.T, w_k.T, w_v.T]))
+        module.out_proj.weight.copy_(w_o.T)
+    expected, _ = module(x_q, x_kv, x_kv, key_padding_mask=~keep)
+    reference = EXERCISES["ex-mha-forward"].reference
+    torch.testing.assert_close(
+        reference(x_q, x_kv, w_q, w_k, w_v, w_o, 2, keep), expected
+    )
+    torch.testing.assert_close(
+        mha_right(x_q, x_kv, w_q, w_k, w_v, w_o, 2, keep), expected
+    )
 
 
 # --- chapter 4 ------------------------------------------------------------------
@@ -475,55 +528,102 @@ PADDING_MASK_MISTAKES = [
 ]
 
 
+def smoothing_right(logits, targets, epsilon, pad_id):
+    """Token by token, from the smoothed target distribution."""
+    v = logits.shape[-1]
+    total, count = 0.0, 0
+    for row_logits, row_targets in zip(logits, targets):
+        for token_logits, target in zip(row_logits, row_targets.tolist()):
+            if target == pad_id:
+                continue
+            wanted = torch.full((v,), epsilon / v)
+            wanted[target] += 1 - epsilon
+            total = total - (wanted * token_logits.log_softmax(-1)).sum()
+            count += 1
+    return total / count
+
+
+def smoothing_over_others(logits, targets, epsilon, pad_id):
+    v = logits.shape[-1]
+    wanted = torch.full_like(logits, epsilon / (v - 1))
+    wanted.scatter_(-1, targets[..., None], 1 - epsilon)
+    loss = -(wanted * logits.log_softmax(-1)).sum(-1)
+    return loss[targets != pad_id].mean()
+
+
+LABEL_SMOOTHING_MISTAKES = [
+    (smoothing_over_others, "V - 1 wrong words"),
+    (
+        lambda lg, tg, e, p: torch.nn.functional.cross_entropy(
+            lg.flatten(0, 1), tg.flatten(), label_smoothing=e
+        ),
+        "<pad> positions count",
+    ),
+    (
+        lambda lg, tg, e, p: (
+            (1 - e)
+            * torch.nn.functional.cross_entropy(
+                lg.flatten(0, 1), tg.flatten(), ignore_index=p
+            )
+        ),
+        "only the (1 - epsilon)",
+    ),
+]
+
+
 # --- chapter 5 ------------------------------------------------------------------
 
 
-def patchify_right(images, p):
-    b, c, h, w = images.shape
-    if h % p or w % p:
-        raise ValueError("H and W must be divisible by P")
-    patches = []
-    for row in range(h // p):
-        for col in range(w // p):
-            block = images[
-                :, :, row * p : (row + 1) * p, col * p : (col + 1) * p
-            ]  # (B, C, P, P)
-            patches.append(block.permute(0, 2, 3, 1).reshape(b, -1))  # (P, P, C) order
-    return torch.stack(patches, dim=1)
+def resize_right(pos_embed, new_grid):
+    """Bilinear resizing written out: the sample point of new cell i is
+    (i + 0.5) * g / G - 0.5 in old coordinates (align_corners=False), clamped."""
+    d = pos_embed.shape[-1]
+    g = round((pos_embed.shape[1] - 1) ** 0.5)
+    grid = pos_embed[0, 1:].reshape(g, g, d)
+
+    def taps(i):
+        x = min(max((i + 0.5) * g / new_grid - 0.5, 0.0), g - 1)
+        low = int(math.floor(x))
+        high = min(low + 1, g - 1)
+        return low, high, x - low
+
+    out = torch.empty(new_grid, new_grid, d)
+    for r in range(new_grid):
+        r0, r1, fr = taps(r)
+        for c in range(new_grid):
+            c0, c1, fc = taps(c)
+            top = (1 - fc) * grid[r0, c0] + fc * grid[r0, c1]
+            bottom = (1 - fc) * grid[r1, c0] + fc * grid[r1, c1]
+            out[r, c] = (1 - fr) * top + fr * bottom
+    return torch.cat([pos_embed[:, :1], out.reshape(1, -1, d)], dim=1)
 
 
-def patchify_column_major(images, p):
-    b, c, h, w = images.shape
-    patches = [
-        images[:, :, r * p : (r + 1) * p, q * p : (q + 1) * p]
-        .permute(0, 2, 3, 1)
-        .reshape(b, -1)
-        for q in range(w // p)
-        for r in range(h // p)
-    ]
-    return torch.stack(patches, dim=1)
+def resize_whole_sequence(pos_embed, new_grid):
+    return torch.nn.functional.interpolate(
+        pos_embed.transpose(1, 2), size=1 + new_grid * new_grid, mode="linear"
+    ).transpose(1, 2)
 
 
-def patchify_channels_first(images, p):
-    b, c, h, w = images.shape
-    patches = [
-        images[:, :, r * p : (r + 1) * p, q * p : (q + 1) * p].reshape(b, -1)
-        for r in range(h // p)
-        for q in range(w // p)
-    ]
-    return torch.stack(patches, dim=1)
+def resize_with(mode, align_corners):
+    def wrong(pos_embed, new_grid):
+        d = pos_embed.shape[-1]
+        g = round((pos_embed.shape[1] - 1) ** 0.5)
+        grid = pos_embed[:, 1:].reshape(1, g, g, d).permute(0, 3, 1, 2)
+        grid = torch.nn.functional.interpolate(
+            grid, size=(new_grid, new_grid), mode=mode, align_corners=align_corners
+        )
+        return torch.cat(
+            [pos_embed[:, :1], grid.permute(0, 2, 3, 1).reshape(1, -1, d)], dim=1
+        )
+
+    return wrong
 
 
-def patchify_cropping(images, p):
-    h, w = images.shape[-2:]
-    return patchify_right(images[..., : h // p * p, : w // p * p], p)
-
-
-PATCHIFY_MISTAKES = [
-    (patchify_column_major, "column-major"),
-    (patchify_channels_first, "channels are flattened in the wrong place"),
-    (patchify_cropping, "silently cropped"),
-    (lambda images, p: patchify_right(images, p).transpose(1, 2), "has shape"),
+RESIZE_POS_EMBED_MISTAKES = [
+    (resize_whole_sequence, "[class] position was interpolated"),
+    (resize_with("bilinear", True), "align_corners=True"),
+    (resize_with("bicubic", False), "bicubic"),
+    (lambda p, g: resize_right(p, g)[:, 1:], "has shape"),
 ]
 
 
@@ -550,96 +650,151 @@ BOX_CONVERT_MISTAKES = [
 ]
 
 
-def giou_right(a, b):
-    out = torch.zeros(len(a), len(b))
-    for i, (ax1, ay1, ax2, ay2) in enumerate(a.tolist()):
-        for j, (bx1, by1, bx2, by2) in enumerate(b.tolist()):
-            inter = max(0, min(ax2, bx2) - max(ax1, bx1)) * max(
-                0, min(ay2, by2) - max(ay1, by1)
-            )
-            union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
-            hull = (max(ax2, bx2) - min(ax1, bx1)) * (max(ay2, by2) - min(ay1, by1))
-            out[i, j] = inter / union - (hull - union) / hull
-    return out
+def cost_right(pred_logits, pred_boxes, tgt_labels, tgt_boxes, **change):
+    """Pair by pair, with GIoU written out; ``change`` switches on one mistake."""
+    p = pred_logits.softmax(-1)
+    if change.get("log"):
+        p = pred_logits.log_softmax(-1)
+    if change.get("no_object_left_out"):
+        p = torch.cat([pred_logits[:, :-1].softmax(-1), p[:, -1:]], 1)
+    class_sign = 1 if change.get("class_sign") else -1
+    giou_sign = 1 if change.get("giou_sign") else -1
+    cost = torch.empty(len(pred_boxes), len(tgt_boxes))
+    for i, box in enumerate(pred_boxes.tolist()):
+        for j, (label, target) in enumerate(
+            zip(tgt_labels.tolist(), tgt_boxes.tolist())
+        ):
+            l1 = sum(abs(a - b) for a, b in zip(box, target))
+            giou = giou_of(box, target)
+            cost[i, j] = class_sign * p[i, label] + 5 * l1 + giou_sign * 2 * giou
+    return cost
 
 
-def iou_only(a, b):
-    return torch.tensor(
-        [
-            [
-                max(0, min(ax2, bx2) - max(ax1, bx1))
-                * max(0, min(ay2, by2) - max(ay1, by1))
-                / (
-                    (ax2 - ax1) * (ay2 - ay1)
-                    + (bx2 - bx1) * (by2 - by1)
-                    - max(0, min(ax2, bx2) - max(ax1, bx1))
-                    * max(0, min(ay2, by2) - max(ay1, by1))
-                )
-                for bx1, by1, bx2, by2 in b.tolist()
-            ]
-            for ax1, ay1, ax2, ay2 in a.tolist()
-        ]
+def giou_of(a, b):
+    def corners(cx, cy, w, h):
+        return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+    ax1, ay1, ax2, ay2 = corners(*a)
+    bx1, by1, bx2, by2 = corners(*b)
+    inter = max(0, min(ax2, bx2) - max(ax1, bx1)) * max(
+        0, min(ay2, by2) - max(ay1, by1)
     )
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+    hull = (max(ax2, bx2) - min(ax1, bx1)) * (max(ay2, by2) - min(ay1, by1))
+    return inter / union - (hull - union) / hull
 
 
-GIOU_MISTAKES = [
-    (iou_only, "plain IoU"),
-    (lambda a, b: giou_right(b, a), "transposed"),
+def cost_variant(**change):
+    return lambda lg, pb, tl, tb: cost_right(lg, pb, tl, tb, **change)
+
+
+MATCH_COST_MISTAKES = [
+    (cost_variant(class_sign=True), "class term has the wrong sign"),
+    (cost_variant(log=True), "log-probabilities"),
+    (cost_variant(no_object_left_out=True), "leaves out the last"),
+    (cost_variant(giou_sign=True), "GIoU term has the wrong sign"),
 ]
 
 
-def greedy(cost):
-    cost = cost.clone()
-    pairs = []
-    for _ in range(min(cost.shape)):
-        r, c = divmod(int(cost.argmin()), cost.shape[1])
-        pairs.append((r, c))
-        cost[r], cost[:, c] = float("inf"), float("inf")
-    pairs.sort()
-    return torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+def ap_right(scores, is_true_positive, num_objects):
+    """Loop version: precision at every rank, the envelope, the recall steps."""
+    order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))
+    precision, recall, found = [], [], 0
+    for rank, i in enumerate(order, start=1):
+        found += bool(is_true_positive[i])
+        precision.append(found / rank)
+        recall.append(found / num_objects)
+    ap, previous = 0.0, 0.0
+    for n in range(len(order)):
+        ap += (recall[n] - previous) * max(precision[n:])
+        previous = recall[n]
+    return ap
 
 
-def scipy_match(cost):
-    from scipy.optimize import linear_sum_assignment
+def ap_raw_precision(scores, is_true_positive, num_objects):
+    order = scores.argsort(descending=True)
+    hits = is_true_positive[order].float()
+    precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / num_objects)
 
-    rows, cols = linear_sum_assignment(cost.numpy())
-    return torch.tensor(rows), torch.tensor(cols)
 
-
-HUNGARIAN_MISTAKES = [
-    (greedy, "greedy"),
-    (lambda cost: (torch.tensor([0, 0]), torch.tensor([0, 1])), "one-to-one"),
-    (lambda cost: scipy_match(cost)[0][:1], "tuple (rows, cols)"),
+AVERAGE_PRECISION_MISTAKES = [
+    (ap_raw_precision, "not replaced by its envelope"),
+    (lambda s, tp, n: ap_right(-s, tp, n), "increasing score"),
+    (lambda s, tp, n: ap_right(s, tp, len(s)), "divided by the number of detections"),
+    (lambda s, tp, n: [ap_right(s, tp, n)], "should be a number"),
 ]
 
 
 # --- chapter 7 ------------------------------------------------------------------
 
 
-def infonce_right(q, k, queue, temperature):
-    q, k = q / q.norm(dim=1, keepdim=True), k / k.norm(dim=1, keepdim=True)
-    keys = torch.cat(
-        [k[:, None, :], queue[None].expand(len(q), -1, -1)], dim=1
-    )  # (B, 1 + K, D)
-    return torch.einsum("bd,bjd->bj", q, keys) / temperature
+def enqueue_right(queue, ptr, keys):
+    queue = queue.clone()
+    for i, key in enumerate(keys):
+        queue[(ptr + i) % len(queue)] = key
+    return queue, (ptr + len(keys)) % len(queue)
 
 
-def infonce_unnormalised(q, k, queue, temperature):
-    return (
-        torch.cat([torch.einsum("bd,bd->b", q, k)[:, None], q @ queue.T], 1)
-        / temperature
-    )
+def no_wrap_raising(queue, ptr, keys):
+    queue = queue.clone()
+    queue[ptr : ptr + len(keys)] = keys  # a shape error once the batch reaches the end
+    return queue, (ptr + len(keys)) % len(queue)
 
 
-def infonce_positive_last(q, k, queue, temperature):
-    logits = infonce_right(q, k, queue, temperature)
-    return torch.cat([logits[:, 1:], logits[:, :1]], 1)
+ENQUEUE_MISTAKES = [
+    (
+        lambda q, p, k: (
+            torch.cat([q[:p], k, q[p + len(k) :]])[: len(q)],
+            (p + len(k)) % len(q),
+        ),
+        "do not wrap around",
+    ),
+    (no_wrap_raising, "do not wrap around"),
+    (lambda q, p, k: (enqueue_right(q, p, k)[0], p + len(k)), "not taken modulo K"),
+    (lambda q, p, k: (enqueue_right(q, p, k)[0], p), "did not move"),
+    (lambda q, p, k: enqueue_right(q, p, k.flip(0)), "reverse order"),
+    (lambda q, p, k: enqueue_right(q, p, k)[0], "must return (queue, new_ptr)"),
+]
 
 
-INFONCE_MISTAKES = [
-    (infonce_unnormalised, "not L2-normalised"),
-    (infonce_positive_last, "last column"),
-    (lambda q, k, queue, t: infonce_right(q, k, queue, t) * t * t, "multiplies"),
+def knn_vote_right(features, bank, bank_labels, num_classes, k, temperature):
+    predictions = []
+    for feature in features:
+        similarity = (bank @ feature).tolist()
+        nearest = sorted(range(len(bank)), key=lambda j: -similarity[j])[:k]
+        votes = [0.0] * num_classes
+        for j in nearest:
+            votes[int(bank_labels[j])] += math.exp(similarity[j] / temperature)
+        predictions.append(max(range(num_classes), key=lambda c: votes[c]))
+    return torch.tensor(predictions)
+
+
+def knn_vote_least_similar(features, bank, bank_labels, num_classes, k, temperature):
+    similarity = features @ bank.T
+    top, index = similarity.sort(dim=1)  # ascending: the least similar first
+    top, index = top[:, :k], index[:, :k]
+    votes = torch.zeros(len(features), num_classes)
+    votes.scatter_add_(1, bank_labels[index], (top / temperature).exp())
+    return votes.argmax(1)
+
+
+def knn_vote_weighted(weight):
+    def wrong(features, bank, bank_labels, num_classes, k, temperature):
+        similarity = features @ bank.T
+        top, index = similarity.topk(k, dim=1)
+        votes = torch.zeros(len(features), num_classes)
+        votes.scatter_add_(1, bank_labels[index], weight(top, temperature))
+        return votes.argmax(1)
+
+    return wrong
+
+
+KNN_VOTE_MISTAKES = [
+    (knn_vote_weighted(lambda s, t: torch.ones_like(s)), "plain majority"),
+    (knn_vote_weighted(lambda s, t: s), "weighted by the similarity itself"),
+    (knn_vote_weighted(lambda s, t: s.exp()), "without the temperature"),
+    (knn_vote_least_similar, "least* similar"),
 ]
 
 
@@ -665,57 +820,31 @@ MOMENTUM_UPDATE_MISTAKES = [
 
 # --- every checker against its right answer and its typical mistakes ------------
 
+# exercise id -> (a right answer written here, [(a wrong answer, words the feedback
+# must contain), ...])
+ANSWERS = {
+    "ex-epanechnikov": (epanechnikov_right, EPANECHNIKOV_MISTAKES),
+    "ex-nadaraya-watson": (nw_right, NADARAYA_WATSON_MISTAKES),
+    "ex-knn-pooling": (knn_right, KNN_POOLING_MISTAKES),
+    "ex-masked-softmax": (masked_softmax_right, MASKED_SOFTMAX_MISTAKES),
+    "ex-bilinear-attention": (bilinear_right, BILINEAR_MISTAKES),
+    "ex-split-heads": (split_heads_right, SPLIT_HEADS_MISTAKES),
+    "ex-mha-forward": (mha_right, MHA_FORWARD_MISTAKES),
+    "ex-causal-mask": (causal_right, CAUSAL_MASK_MISTAKES),
+    "ex-padding-mask": (padding_right, PADDING_MASK_MISTAKES),
+    "ex-label-smoothing": (smoothing_right, LABEL_SMOOTHING_MISTAKES),
+    "ex-resize-pos-embed": (resize_right, RESIZE_POS_EMBED_MISTAKES),
+    "ex-box-convert": (cxcywh_right, BOX_CONVERT_MISTAKES),
+    "ex-match-cost": (cost_right, MATCH_COST_MISTAKES),
+    "ex-average-precision": (ap_right, AVERAGE_PRECISION_MISTAKES),
+    "ex-enqueue": (enqueue_right, ENQUEUE_MISTAKES),
+    "ex-knn-vote": (knn_vote_right, KNN_VOTE_MISTAKES),
+    "ex-momentum-update": (momentum_right, MOMENTUM_UPDATE_MISTAKES),
+}
 CASES = [
-    *[
-        ("ex-epanechnikov", epanechnikov_right, wrong, message)
-        for wrong, message in EPANECHNIKOV_MISTAKES
-    ],
-    *[
-        ("ex-nadaraya-watson", nw_right, wrong, message)
-        for wrong, message in NADARAYA_WATSON_MISTAKES
-    ],
-    *[
-        ("ex-masked-softmax", masked_softmax_right, wrong, message)
-        for wrong, message in MASKED_SOFTMAX_MISTAKES
-    ],
-    *[("ex-sdpa", sdpa_right, wrong, message) for wrong, message in SDPA_MISTAKES],
-    *[
-        ("ex-split-heads", split_heads_right, wrong, message)
-        for wrong, message in SPLIT_HEADS_MISTAKES
-    ],
-    *[
-        ("ex-positional-encoding", pe_right, wrong, message)
-        for wrong, message in POSITIONAL_ENCODING_MISTAKES
-    ],
-    *[
-        ("ex-causal-mask", causal_right, wrong, message)
-        for wrong, message in CAUSAL_MASK_MISTAKES
-    ],
-    *[
-        ("ex-padding-mask", padding_right, wrong, message)
-        for wrong, message in PADDING_MASK_MISTAKES
-    ],
-    *[
-        ("ex-patchify", patchify_right, wrong, message)
-        for wrong, message in PATCHIFY_MISTAKES
-    ],
-    *[
-        ("ex-box-convert", cxcywh_right, wrong, message)
-        for wrong, message in BOX_CONVERT_MISTAKES
-    ],
-    *[("ex-giou", giou_right, wrong, message) for wrong, message in GIOU_MISTAKES],
-    *[
-        ("ex-hungarian", scipy_match, wrong, message)
-        for wrong, message in HUNGARIAN_MISTAKES
-    ],
-    *[
-        ("ex-infonce", infonce_right, wrong, message)
-        for wrong, message in INFONCE_MISTAKES
-    ],
-    *[
-        ("ex-momentum-update", momentum_right, wrong, message)
-        for wrong, message in MOMENTUM_UPDATE_MISTAKES
-    ],
+    (exercise_id, right, wrong, message)
+    for exercise_id, (right, mistakes) in ANSWERS.items()
+    for wrong, message in mistakes
 ]
 
 
@@ -735,6 +864,4 @@ def test_checker_accepts_the_right_answer_and_names_the_mistake(
 
 
 def test_every_exercise_has_typical_mistakes_in_the_table():
-    assert {c[0] for c in CASES} == set(EXERCISES), (
-        "add the new exercise's mistakes to CASES"
-    )
+    assert set(ANSWERS) == set(EXERCISES), "add the new exercise's answers to ANSWERS"

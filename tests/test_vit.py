@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import data
+from course_lib import data, vit
 from course_lib.cnn import SmallCNN
 from course_lib.vit import (
     PatchEmbedding,
@@ -199,3 +199,20 @@ def test_fashion_mnist_missing_or_offline_says_what_to_do(tmp_path, monkeypatch)
         RuntimeError, match="(?s)could not download Fashion-MNIST.*Without internet"
     ):
         data.load_fashion_mnist(str(tmp_path), download=True)
+
+
+def test_resize_position_embedding_keeps_class_and_matches_interpolate():
+    pos = torch.randn(1, 1 + 16, 8)
+    out = vit.resize_position_embedding(pos, 6)
+    assert out.shape == (1, 37, 8)
+    assert torch.equal(out[:, 0], pos[:, 0])
+    torch.testing.assert_close(vit.resize_position_embedding(pos, 4), pos)
+    # a grid that is constant along the columns stays so after resizing
+    rows = torch.arange(4.0)[:, None, None].expand(4, 4, 8).reshape(1, 16, 8)
+    resized = vit.resize_position_embedding(torch.cat([pos[:, :1], rows], 1), 7)
+    grid = resized[0, 1:].reshape(7, 7, 8)
+    torch.testing.assert_close(grid, grid[:, :1].expand(7, 7, 8))
+    with pytest.raises(ValueError, match="square"):
+        vit.resize_position_embedding(torch.randn(1, 1 + 15, 8), 4)
+    with pytest.raises(ValueError, match="new_grid"):
+        vit.resize_position_embedding(pos, 0)

@@ -35,6 +35,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,8 +73,9 @@ class Mistake:
 
     ``error``, a regular expression, recognises the mistake from the message of the
     exception it makes the learner's function raise (e.g. ``"overflow"`` for a -1e9
-    fill in float16); without it, a learner's error is put down to this mistake when
-    ``implementation`` raises the same exception with the same message."""
+    fill in float16); without it, a learner's error agrees with this mistake when
+    ``implementation`` raises the same type of exception on that case. Either way the
+    mistake is named only if it agrees with the learner's function on every case."""
 
     message: str
     implementation: Callable
@@ -162,7 +164,8 @@ def compare_outputs(
         if torch.isinf(g).any() and not torch.isinf(e).any():
             return f"{what} contains inf"
         tolerance = atol + rtol * e.abs()
-        bad = ~((g - e).abs() <= tolerance) & ~(torch.isnan(g) & torch.isnan(e))
+        close = (g == e) | ((g - e).abs() <= tolerance) | (g.isnan() & e.isnan())
+        bad = ~close
         if bad.any():
             index = tuple(bad.nonzero()[0].tolist())
             return (
@@ -289,12 +292,14 @@ def _signature_problem(fn: Callable, args: tuple) -> str | None:
 
 
 def _where(error: BaseException) -> str:
-    """The learner's line that raised: the last frame outside this checker and outside
-    installed packages (PyTorch's own frames say little to a learner)."""
+    """The learner's line that raised: the last frame outside course_lib and outside
+    installed packages (their frames say little about the learner's code)."""
+    library = str(Path(__file__).resolve().parents[1])
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)
-        if frame.filename != __file__ and "site-packages" not in frame.filename
+        if not str(Path(frame.filename).resolve()).startswith(library)
+        and "site-packages" not in frame.filename
     ]
     if not frames:
         return ""
@@ -304,45 +309,16 @@ def _where(error: BaseException) -> str:
 
 @dataclass
 class _Outcome:
-    """What happened on one case: ``right``, ``stub`` (NotImplementedError), or a
-    failure described by ``lines``."""
+    """What the learner's function did on one case: returned ``got``, raised ``error``
+    (``stub``: the untouched stub's bare NotImplementedError), or could not be run
+    (``lines`` say why). ``right``: it matched the reference."""
 
     right: bool = False
     stub: bool = False
+    got: Any = None
+    returned: bool = False
+    error: Exception | None = None
     lines: list[str] = field(default_factory=list)
-
-
-def _mistake_explaining_error(
-    exercise: Exercise, case: Case, error: BaseException
-) -> str | None:
-    for mistake in exercise.mistakes:
-        if mistake.error is not None:
-            if re.search(mistake.error, str(error)):
-                return mistake.message
-            continue
-        try:
-            with _time_limit(10.0):
-                exercise.run(mistake.implementation, case.make_args())
-        except Exception as theirs:
-            if type(theirs) is type(error) and str(theirs) == str(error):
-                return mistake.message
-        except _TookTooLong:
-            continue
-    return None
-
-
-def _mistake_explaining_output(exercise: Exercise, case: Case, got: Any) -> str | None:
-    for mistake in exercise.mistakes:
-        try:
-            with _time_limit(10.0):
-                wrong = exercise.run(mistake.implementation, case.make_args())
-            same = exercise.problem(wrong, got, case.make_args()) is None
-        # a mistake that cannot even run on this case cannot explain it
-        except (Exception, _TookTooLong):
-            continue
-        if same:
-            return mistake.message
-    return None
 
 
 def _run_case(
@@ -362,51 +338,85 @@ def _run_case(
                 "pass time_limit= to check() to allow more"
             ]
         )
-    except NotImplementedError as error:
-        if not str(error):
-            return _Outcome(
-                stub=True, lines=["your function raised NotImplementedError"]
-            )
-        return _Outcome(lines=[f"your function raised NotImplementedError: {error}"])
     # the learner's bug (or the wanted error): reported, never raised
     except Exception as error:
+        if isinstance(error, NotImplementedError) and not str(error):
+            return _Outcome(stub=True, error=error, lines=["it is still the stub"])
         if case.raises is not None and isinstance(error, case.raises):
-            return _Outcome(right=True)
-        lines = []
-        diagnosis = _mistake_explaining_error(exercise, case, error)
-        if diagnosis:
-            lines.append(f"Likely mistake: {diagnosis}")
+            return _Outcome(right=True, error=error)
         should = f"; it should raise {case.raises.__name__}" if case.raises else ""
-        lines.append(
-            f"your function raised {type(error).__name__}: {error}{should}"
-            + _where(error)
+        return _Outcome(
+            error=error,
+            lines=[
+                f"your function raised {type(error).__name__}: {error}{should}"
+                + _where(error)
+            ],
         )
-        return _Outcome(lines=lines)
     if case.raises is not None:
-        lines = []
-        diagnosis = _mistake_explaining_output(exercise, case, got)
-        if diagnosis:
-            lines.append(f"Likely mistake: {diagnosis}")
-        lines.append(
-            f"this input must raise {case.raises.__name__}; your function returned "
-            f"{_describe(got)}"
+        return _Outcome(
+            got=got,
+            returned=True,
+            lines=[
+                f"this input must raise {case.raises.__name__}; your function "
+                f"returned {_describe(got)}"
+            ],
         )
-        return _Outcome(lines=lines)
     expected = exercise.run(exercise.reference, case.make_args())
     try:
         problem = exercise.problem(expected, got, case.make_args())
     except Exception as error:  # an output the comparison did not foresee
         problem = (
             f"your function returned {_describe(got)}, which could not be compared "
-            f"with the expected output, {_describe(expected)} ({type(error).__name__}: {error})"
+            f"with the expected output, {_describe(expected)} "
+            f"({type(error).__name__}: {error})"
         )
-    if problem is None:
-        return _Outcome(right=True)
-    diagnosis = _mistake_explaining_output(exercise, case, got)
-    return _Outcome(
-        lines=([f"Likely mistake: {diagnosis}"] if diagnosis else [])
-        + [f"Detail: {problem}"]
-    )
+    lines = [] if problem is None else [f"Detail: {problem}"]
+    return _Outcome(right=problem is None, got=got, returned=True, lines=lines)
+
+
+def _agrees(
+    exercise: Exercise, mistake: Mistake, case: Case, outcome: _Outcome
+) -> bool:
+    """Whether ``mistake`` does on ``case`` what the learner's function did."""
+    try:
+        with _time_limit(10.0):
+            wrong = exercise.run(mistake.implementation, case.make_args())
+    except _TookTooLong:
+        return False
+    except Exception as theirs:
+        # both fail: the same kind of error will do (the learner's code may fail one
+        # line earlier or later than the mistake's); the other cases must agree too
+        error = outcome.error
+        return error is not None and (
+            re.search(mistake.error, str(error)) is not None
+            if mistake.error is not None
+            else type(theirs) is type(error)
+        )
+    if not outcome.returned:
+        return (
+            outcome.error is not None
+            and mistake.error is not None
+            and re.search(mistake.error, str(outcome.error)) is not None
+        )
+    try:
+        return exercise.problem(wrong, outcome.got, case.make_args()) is None
+    except Exception:
+        return False
+
+
+def _likely_mistake(exercise: Exercise, outcomes: list[_Outcome]) -> str | None:
+    """The typical mistake that does what the learner's function did on *every* case
+    it ran on, or None: a mistake that explains one case but not another is not the
+    learner's, and the checker would rather say nothing than name the wrong one."""
+    ran = [
+        (case, outcome)
+        for case, outcome in zip(exercise.cases, outcomes)
+        if outcome.returned or (outcome.error is not None and not outcome.stub)
+    ]
+    for mistake in exercise.mistakes:
+        if ran and all(_agrees(exercise, mistake, c, o) for c, o in ran):
+            return mistake.message
+    return None
 
 
 def check(
@@ -449,6 +459,10 @@ def check(
         return True
     RESULTS[exercise_id] = "failed"
     lines = [f"✗ {exercise_id}: {right} of {total} cases right."]
+    with _own_random_state():
+        diagnosis = _likely_mistake(exercise, outcomes)
+    if diagnosis:
+        lines.append(f"  Likely mistake: {diagnosis}")
     for number, (case, outcome) in enumerate(zip(exercise.cases, outcomes), start=1):
         if not outcome.right:
             lines.append(f"  Case {number} ({case.description}):")

@@ -30,6 +30,7 @@ def progress(chapter: str | None = None) -> dict[str, str]:
     )
     for item in items:
         if item.id in status:
-            title = getattr(item, "title", None) or "prediction"
+            title = getattr(item, "title", None) or f"prediction: {item.question}"
+            title = title if len(title) <= 72 else title[:71] + "…"
             print(f"  {_MARKS[status[item.id]]} {item.id}: {title}")
     return status

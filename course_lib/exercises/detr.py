@@ -1,14 +1,13 @@
-"""Exercises of chapter 6: box formats, generalised IoU, Hungarian matching."""
+"""Exercises of chapter 6: box formats, the matching cost, average precision."""
 
 from __future__ import annotations
 
-import itertools
-
 import torch
-from scipy.optimize import linear_sum_assignment
+import torchvision.ops
 
 from .. import detr
 from ._core import Case, Exercise, Mistake, register
+from ._predictions import Prediction, predict
 
 CHAPTER = "06_detr"
 
@@ -84,70 +83,113 @@ register(
 
 
 # ---------------------------------------------------------------------------
-# ex-giou
+# ex-match-cost
 # ---------------------------------------------------------------------------
 
 
-def _pairs(n, m, seed):
+def _cost_reference(pred_logits, pred_boxes, tgt_labels, tgt_boxes):
+    target = {"labels": tgt_labels, "boxes": tgt_boxes}
+    return detr.HungarianMatcher().cost_matrix(pred_logits, pred_boxes, target)
+
+
+def _cost_with(
+    probabilities=lambda logits: logits.softmax(-1),
+    class_sign=-1.0,
+    giou_sign=-1.0,
+    l1_on_corners=False,
+    giou_on_centres=False,
+    weights=(5.0, 2.0),
+):
+    """The DETR matching cost with one typical mistake switched on."""
+
+    def wrong(pred_logits, pred_boxes, tgt_labels, tgt_boxes):
+        p = probabilities(pred_logits)[:, tgt_labels]  # (N, M)
+        corners_p = detr.box_cxcywh_to_xyxy(pred_boxes)
+        corners_t = detr.box_cxcywh_to_xyxy(tgt_boxes)
+        if l1_on_corners:
+            l1 = torch.cdist(corners_p, corners_t, p=1)
+        else:
+            l1 = torch.cdist(pred_boxes, tgt_boxes, p=1)
+        if giou_on_centres:
+            giou = torchvision.ops.generalized_box_iou(pred_boxes, tgt_boxes)
+        else:
+            giou = torchvision.ops.generalized_box_iou(corners_p, corners_t)
+        return class_sign * p + weights[0] * l1 + giou_sign * weights[1] * giou
+
+    return wrong
+
+
+def _detections_case(n, m, num_classes, seed):
     def make():
+        g = torch.Generator().manual_seed(seed)
+        logits = 2 * torch.randn(n, num_classes + 1, generator=g)
+        labels = torch.randint(0, num_classes, (m,), generator=g)
         return (
-            detr.box_cxcywh_to_xyxy(_random_boxes_cxcywh(n, seed)),
-            detr.box_cxcywh_to_xyxy(_random_boxes_cxcywh(m, seed + 100)),
+            logits,
+            _random_boxes_cxcywh(n, seed=seed + 100),
+            labels,
+            _random_boxes_cxcywh(m, seed=seed + 200),
         )
 
     return make
 
 
-def _iou_only(boxes1, boxes2):
-    return detr.box_iou(boxes1, boxes2)
-
-
-def _giou_over_union(boxes1, boxes2):
-    iou = detr.box_iou(boxes1, boxes2)
-    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
-    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
-    lt = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
-    rb = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    union = area1[:, None] + area2[None] - inter
-    lt_c = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])
-    rb_c = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    enclosing = (rb_c - lt_c).prod(-1)
-    return iou - (enclosing - union) / union
-
-
 register(
     Exercise(
-        id="ex-giou",
+        id="ex-match-cost",
         chapter=CHAPTER,
-        title="generalised IoU",
-        signature="generalized_box_iou(boxes1, boxes2): xyxy (N, 4), (M, 4) -> (N, M)",
-        reference=detr.generalized_box_iou,
+        title="DETR's matching cost",
+        signature=(
+            "matching_cost(pred_logits, pred_boxes, tgt_labels, tgt_boxes): (N, C+1), "
+            "(N, 4), (M,), (M, 4) -> (N, M)"
+        ),
+        reference=_cost_reference,
         cases=[
+            Case("6 predictions, 3 objects, 4 classes", _detections_case(6, 3, 4, 0)),
             Case(
-                "two disjoint boxes",
-                lambda: (
-                    torch.tensor([[0.0, 0.0, 1.0, 1.0]]),
-                    torch.tensor([[2.0, 0.0, 3.0, 1.0]]),
-                ),
+                "10 predictions, 5 objects, 10 classes", _detections_case(10, 5, 10, 1)
             ),
-            Case("3 x 4 random boxes", _pairs(3, 4, seed=0)),
-            Case("5 x 2 random boxes", _pairs(5, 2, seed=1)),
+            Case("4 predictions, 1 object, 2 classes", _detections_case(4, 1, 2, 2)),
         ],
         mistakes=[
             Mistake(
-                "that is the plain IoU: GIoU subtracts |C \\ (A ∪ B)| / |C|, with C the smallest "
-                "box enclosing both, so that disjoint boxes still get a useful (negative) score.",
-                _iou_only,
+                "the class term has the wrong sign: a likely class must make the cost "
+                "smaller, so it is -p(target class).",
+                _cost_with(class_sign=1.0),
             ),
             Mistake(
-                "the penalty is divided by the union; divide |C| - |A ∪ B| by the area of the "
-                "enclosing box C.",
-                _giou_over_union,
+                "the class term uses log-probabilities; DETR's matcher uses the "
+                "probability itself, -p(target class) (the loss uses the log).",
+                _cost_with(probabilities=lambda logits: logits.log_softmax(-1)),
             ),
             Mistake(
-                "the result is transposed: it must be (N, M), one row per box of boxes1.",
-                lambda b1, b2: detr.generalized_box_iou(b2, b1),
+                "the softmax leaves out the last, 'no object', column; it runs over all "
+                "C + 1 columns.",
+                _cost_with(
+                    probabilities=lambda logits: torch.cat(
+                        [logits[:, :-1].softmax(-1), logits[:, -1:]], 1
+                    )
+                ),
+            ),
+            Mistake(
+                "the GIoU term has the wrong sign: overlapping boxes must cost less, so "
+                "it is -2 · GIoU.",
+                _cost_with(giou_sign=1.0),
+            ),
+            Mistake(
+                "the L1 distance is taken between (x1, y1, x2, y2) corners; DETR takes it "
+                "between the (cx, cy, w, h) boxes.",
+                _cost_with(l1_on_corners=True),
+            ),
+            Mistake(
+                "GIoU is computed on (cx, cy, w, h) boxes; convert both to "
+                "(x1, y1, x2, y2) first.",
+                _cost_with(giou_on_centres=True),
+                error=r"x2 < x1 or y2 < y1",
+            ),
+            Mistake(
+                "the weights are swapped: 5 multiplies the L1 distance and 2 the GIoU.",
+                _cost_with(weights=(2.0, 5.0)),
             ),
         ],
     )
@@ -155,106 +197,119 @@ register(
 
 
 # ---------------------------------------------------------------------------
-# ex-hungarian
+# ex-average-precision
 # ---------------------------------------------------------------------------
 
 
-def brute_force_match(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The optimal assignment by trying every one: (rows, cols) of size min(N, M)."""
-    n, m = cost.shape
-    if n > m:
-        cols, rows = brute_force_match(cost.T)
-        order = torch.argsort(rows)
-        return rows[order], cols[order]
-    best = min(
-        itertools.permutations(range(m), n),
-        key=lambda cols: sum(cost[i, c].item() for i, c in enumerate(cols)),
-    )
-    return torch.arange(n), torch.tensor(best)
+def _ap_with(order_descending=True, envelope=True, recall_of_detections=False):
+    def wrong(scores, is_true_positive, num_objects):
+        hit = is_true_positive[scores.argsort(descending=order_descending)].double()
+        tp = hit.cumsum(0)
+        precision = tp / torch.arange(1, len(hit) + 1)
+        recall = tp / (len(hit) if recall_of_detections else num_objects)
+        if envelope:
+            precision = precision.flip(0).cummax(0).values.flip(0)
+        steps = torch.diff(recall, prepend=recall.new_zeros(1))
+        return float((steps * precision).sum())
+
+    return wrong
 
 
-def _greedy_match(cost):
-    cost = cost.clone().double()
-    rows, cols = [], []
-    for _ in range(min(cost.shape)):
-        index = int(cost.argmin())
-        r, c = divmod(index, cost.shape[1])
-        rows.append(r)
-        cols.append(c)
-        cost[r, :] = float("inf")
-        cost[:, c] = float("inf")
-    order = sorted(range(len(rows)), key=lambda i: rows[i])
-    return torch.tensor([rows[i] for i in order]), torch.tensor(
-        [cols[i] for i in order]
-    )
+def _eleven_points(scores, is_true_positive, num_objects):
+    hit = is_true_positive[scores.argsort(descending=True)].double()
+    tp = hit.cumsum(0)
+    precision, recall = tp / torch.arange(1, len(hit) + 1), tp / num_objects
+    points = [
+        float(precision[recall >= r].max()) if (recall >= r).any() else 0.0
+        for r in torch.linspace(0, 1, 11).tolist()
+    ]
+    return sum(points) / 11
 
 
-def _maximising_match(cost):
-    rows, cols = linear_sum_assignment(cost.numpy(), maximize=True)
-    return torch.as_tensor(rows), torch.as_tensor(cols)
-
-
-def _assignment_problem(expected, got, args):
-    """None if ``got`` is a valid assignment with the same total cost as ``expected``."""
-    (cost,) = args
-    n, m = cost.shape
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
-        return "match must return a tuple (rows, cols) of two index tensors"
-    rows, cols = (torch.as_tensor(x).long().flatten() for x in got)
-    if len(rows) != min(n, m) or len(cols) != len(rows):
-        return f"an assignment of a {n} x {m} cost matrix has min(N, M) = {min(n, m)} pairs; got {len(rows)} rows and {len(cols)} cols"
-    if rows.min() < 0 or rows.max() >= n or cols.min() < 0 or cols.max() >= m:
-        return f"indices out of range for a {n} x {m} cost matrix: rows {rows.tolist()}, cols {cols.tolist()}"
-    if len(set(rows.tolist())) != len(rows) or len(set(cols.tolist())) != len(cols):
-        return f"an assignment is one-to-one, but rows {rows.tolist()} / cols {cols.tolist()} repeat an index"
-    total = cost[rows, cols].sum().item()
-    e_rows, e_cols = (torch.as_tensor(x).long() for x in expected)
-    best = cost[e_rows, e_cols].sum().item()
-    if total > best + 1e-6 or total < best - 1e-6:
-        return f"your assignment costs {total:.4g}; the minimum is {best:.4g}"
-    return None
-
-
-def _cost_case(values=None, shape=None, seed=0):
+def _ap_case(hits, num_objects, seed):
     def make():
-        if values is not None:
-            return (torch.tensor(values, dtype=torch.float64),)
         g = torch.Generator().manual_seed(seed)
-        return (torch.rand(*shape, generator=g, dtype=torch.float64),)
+        order = torch.randperm(len(hits), generator=g)
+        scores = torch.linspace(0.95, 0.05, len(hits))[order]  # shuffled, no ties
+        is_tp = torch.tensor(hits, dtype=torch.bool)[order]
+        return scores, is_tp, num_objects
 
     return make
 
 
 register(
     Exercise(
-        id="ex-hungarian",
+        id="ex-average-precision",
         chapter=CHAPTER,
-        title="a minimum-cost matching",
-        signature="match(cost): (N, M) -> (rows, cols), a minimum-cost assignment of size min(N, M)",
-        reference=brute_force_match,  # optimality is checked against brute force
+        title="average precision of one class",
+        signature=(
+            "average_precision(scores, is_true_positive, num_objects): (K,), (K,) bool, "
+            "int -> float"
+        ),
+        reference=detr.average_precision,
         cases=[
-            Case("cost [[1, 2], [2, 100]]", _cost_case([[1.0, 2.0], [2.0, 100.0]])),
-            Case("a random 4 x 4 cost", _cost_case(shape=(4, 4), seed=3)),
             Case(
-                "a random 3 x 5 cost (more predictions than objects, transposed)",
-                _cost_case(shape=(3, 5), seed=4),
+                "6 detections, hits 1 0 1 1 0 1 in score order, 5 objects",
+                _ap_case([1, 0, 1, 1, 0, 1], 5, seed=0),
             ),
             Case(
-                "a random 6 x 3 cost (6 queries, 3 objects)",
-                _cost_case(shape=(6, 3), seed=5),
+                "8 detections, hits 0 1 1 0 0 1 0 1, 4 objects (all found)",
+                _ap_case([0, 1, 1, 0, 0, 1, 0, 1], 4, seed=1),
+            ),
+            Case("3 detections, all false positives", _ap_case([0, 0, 0], 2, seed=2)),
+            Case(
+                "5 detections, hits 1 1 0 0 1, 7 objects",
+                _ap_case([1, 1, 0, 0, 1], 7, seed=3),
             ),
         ],
         mistakes=[
             Mistake(
-                "that is a greedy matching (always take the cheapest remaining pair); it can be "
-                "far from optimal. Use scipy.optimize.linear_sum_assignment.",
-                _greedy_match,
+                "the detections are taken in order of increasing score; sort by score, "
+                "highest first (argsort(descending=True)).",
+                _ap_with(order_descending=False),
             ),
             Mistake(
-                "the assignment maximises the cost; it must minimise it.",
-                _maximising_match,
+                "the precision is not replaced by its envelope: at each recall use the "
+                "best precision at any recall at least as high "
+                "(precision.flip(0).cummax(0).values.flip(0)).",
+                _ap_with(envelope=False),
+            ),
+            Mistake(
+                "recall is divided by the number of detections; it is the fraction of "
+                "the num_objects objects found.",
+                _ap_with(recall_of_detections=True),
+            ),
+            Mistake(
+                "that is the 11-point AP of PASCAL VOC 2007; this exercise sums over "
+                "every recall step (all-point interpolation).",
+                _eleven_points,
             ),
         ],
-        compare=_assignment_problem,
+    )
+)
+
+
+predict(
+    Prediction(
+        id="pred-pretrained",
+        chapter=CHAPTER,
+        question=(
+            "The same detector with a randomly initialised backbone, stopped after a "
+            "short time: how does its mAP compare with the pre-trained backbone's at "
+            "the same step?"
+        ),
+        choices={
+            "a": "the pre-trained backbone is ahead",
+            "b": "the random backbone is ahead",
+            "c": "they are level",
+        },
+        answer="a",
+        why=(
+            "with a pre-trained backbone the detector only has to learn where the "
+            "digits are and which query takes which; from scratch it must also learn "
+            "what a digit looks like, through the slow, noisy signal of the set loss. "
+            "DETR's slow convergence is its best-known weakness even with an ImageNet "
+            "backbone."
+        ),
     )
 )

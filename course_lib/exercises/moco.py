@@ -1,4 +1,4 @@
-"""Exercises of chapter 7: the InfoNCE logits and the momentum update."""
+"""Exercises of chapter 7: the queue, the momentum update and the kNN monitor."""
 
 from __future__ import annotations
 
@@ -8,88 +8,228 @@ from torch import nn
 
 from .. import moco
 from ._core import Case, Exercise, Mistake, compare_outputs, register
-
-# ---------------------------------------------------------------------------
-# ex-infonce
-# ---------------------------------------------------------------------------
-
+from ._predictions import Prediction, predict
 
 CHAPTER = "07_moco"
 
+# ---------------------------------------------------------------------------
+# ex-enqueue
+# ---------------------------------------------------------------------------
 
-def _features(batch, dim, queue_size, temperature, seed):
+
+def enqueue(queue, ptr, keys):
+    """Write ``keys`` (B, D) into ``queue`` (K, D) at rows ptr, ptr+1, ... (mod K)."""
+    rows = (ptr + torch.arange(len(keys))) % len(queue)
+    queue[rows] = keys
+    return queue, (ptr + len(keys)) % len(queue)
+
+
+def _no_wrap(queue, ptr, keys):
+    fits = min(len(keys), len(queue) - ptr)  # the keys past the last row are lost
+    queue[ptr : ptr + fits] = keys[:fits]
+    return queue, (ptr + len(keys)) % len(queue)
+
+
+def _pointer_not_wrapped(queue, ptr, keys):
+    rows = (ptr + torch.arange(len(keys))) % len(queue)
+    queue[rows] = keys
+    return queue, ptr + len(keys)
+
+
+def _pointer_kept(queue, ptr, keys):
+    rows = (ptr + torch.arange(len(keys))) % len(queue)
+    queue[rows] = keys
+    return queue, ptr
+
+
+def _written_before_the_pointer(queue, ptr, keys):
+    rows = (ptr - len(keys) + torch.arange(len(keys))) % len(queue)
+    queue[rows] = keys
+    return queue, ptr
+
+
+def _reversed(queue, ptr, keys):
+    rows = (ptr + torch.arange(len(keys))) % len(queue)
+    queue[rows] = keys.flip(0)
+    return queue, (ptr + len(keys)) % len(queue)
+
+
+def _queue_case(size, dim, ptr, batch, seed):
     def make():
         g = torch.Generator().manual_seed(seed)
-        q = 3 * torch.randn(
-            batch, dim, generator=g
-        )  # raw, deliberately not unit length
-        k = q + 2 * torch.randn(batch, dim, generator=g)
-        queue = F.normalize(torch.randn(queue_size, dim, generator=g), dim=1)
-        return q, k, queue, temperature
+        queue = torch.randn(size, dim, generator=g)
+        return queue, ptr, torch.randn(batch, dim, generator=g)
 
     return make
 
 
-def _not_normalised(q, k, queue, temperature):
-    return torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], 1) / temperature
+def _compare_enqueue(expected, got, args):
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return f"enqueue must return (queue, new_ptr); got {_describe_value(got)}"
+    queue, ptr = got
+    if isinstance(ptr, torch.Tensor) and ptr.numel() == 1:
+        ptr = int(ptr)
+    if not isinstance(ptr, int):
+        return f"new_ptr must be an int; got {_describe_value(ptr)}"
+    return compare_outputs(expected, (queue, ptr), names=("queue", "new_ptr"))
 
 
-def _query_not_normalised(q, k, queue, temperature):
-    k = F.normalize(k, dim=1)
-    return torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], 1) / temperature
-
-
-def _positive_last(q, k, queue, temperature):
-    q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
-    return torch.cat([q @ queue.T, (q * k).sum(1, keepdim=True)], 1) / temperature
-
-
-def _temperature_multiplied(q, k, queue, temperature):
-    q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
-    return torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], 1) * temperature
-
-
-def _all_pairs_positive(q, k, queue, temperature):
-    q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
-    return torch.cat([q @ k.T, q @ queue.T], 1) / temperature
+def _describe_value(x):
+    return f"a {type(x).__name__}" if x is not None else "None"
 
 
 register(
     Exercise(
-        id="ex-infonce",
+        id="ex-enqueue",
         chapter=CHAPTER,
-        title="the InfoNCE logits",
-        signature="info_nce_logits(q, k, queue, temperature): (B, D), (B, D), (K, D), float -> (B, 1 + K)",
-        reference=moco.info_nce_logits,
+        title="the queue of negative keys",
+        signature=(
+            "enqueue(queue, ptr, keys): (K, D), int in [0, K), (B, D) with B <= K -> "
+            "(queue, new_ptr)"
+        ),
+        reference=enqueue,
         cases=[
-            Case("B=4, D=8, K=16, temperature 0.1", _features(4, 8, 16, 0.1, seed=0)),
-            Case("B=6, D=5, K=12, temperature 0.5", _features(6, 5, 12, 0.5, seed=1)),
-            Case("B=1, D=3, K=2, temperature 1.0", _features(1, 3, 2, 1.0, seed=2)),
+            Case("K=8, ptr 0, 3 keys", _queue_case(8, 4, 0, 3, seed=0)),
+            Case("K=8, ptr 2, 3 keys", _queue_case(8, 4, 2, 3, seed=1)),
+            Case("K=8, ptr 6, 4 keys: wraps around", _queue_case(8, 4, 6, 4, seed=2)),
+            Case(
+                "K=6, ptr 3, 3 keys: ends at the last row", _queue_case(6, 2, 3, 3, 3)
+            ),
+            Case("K=5, ptr 4, 5 keys: replaces every row", _queue_case(5, 3, 4, 5, 4)),
         ],
         mistakes=[
             Mistake(
-                "q and k are not L2-normalised: the logits must be cosine similarities "
-                "(F.normalize(q, dim=1), same for k) before dividing by the temperature.",
-                _not_normalised,
+                "the keys do not wrap around: rows ptr, ptr+1, ... are taken modulo K "
+                "(e.g. (ptr + torch.arange(B)) % K), so a batch that reaches the end "
+                "continues at row 0.",
+                _no_wrap,
+                # queue[ptr : ptr + B] = keys fails at the end of the queue
+                error="expanded size of the tensor|must match the size",
             ),
             Mistake(
-                "only k is normalised; normalise q too, or the logits grow with the length of q.",
-                _query_not_normalised,
+                "new_ptr is not taken modulo K: it must stay in [0, K), (ptr + B) % K.",
+                _pointer_not_wrapped,
             ),
             Mistake(
-                "the positive is in the last column; InfoNCE here puts it in column 0 "
-                "(the label of the cross-entropy is 0), negatives after it.",
-                _positive_last,
+                "the pointer did not move: the next batch must go after this one, "
+                "new_ptr = (ptr + B) % K.",
+                _pointer_kept,
             ),
             Mistake(
-                "the temperature multiplies the logits; it divides them (a small temperature "
-                "makes the softmax sharper).",
-                _temperature_multiplied,
+                "the keys were written before the pointer; they go to rows ptr, ptr+1, "
+                "... (the oldest keys are there).",
+                _written_before_the_pointer,
             ),
             Mistake(
-                "column block q @ k.T pairs every query with every key; the positive is only "
-                "the matching pair, (q * k).sum(dim=1), one column.",
-                _all_pairs_positive,
+                "the keys are written in reverse order; key i goes to row (ptr + i) % K.",
+                _reversed,
+            ),
+        ],
+        compare=_compare_enqueue,
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# ex-knn-vote
+# ---------------------------------------------------------------------------
+
+
+def _knn_with(weight=lambda s, t: (s / t).exp(), largest=True, k_extra=0):
+    def wrong(features, bank, bank_labels, num_classes, k, temperature):
+        similarity = features @ bank.T  # (n, N)
+        top, index = similarity.topk(min(k + k_extra, len(bank)), largest=largest)
+        votes = torch.zeros(len(features), num_classes)
+        votes.scatter_add_(1, bank_labels[index], weight(top, temperature))
+        return votes.argmax(1)
+
+    return wrong
+
+
+def _knn_reference(features, bank, bank_labels, num_classes, k, temperature):
+    return moco.knn_predict(features, bank, bank_labels, num_classes, k, temperature)
+
+
+def _bank_case(n, size, dim, num_classes, k, temperature, seed):
+    """Clustered features, so that the vote matters and the weighting too."""
+
+    def make():
+        g = torch.Generator().manual_seed(seed)
+        centres = torch.randn(num_classes, dim, generator=g)
+        bank_labels = torch.randint(0, num_classes, (size,), generator=g)
+        bank = F.normalize(
+            centres[bank_labels] + 1.2 * torch.randn(size, dim, generator=g), dim=1
+        )
+        labels = torch.randint(0, num_classes, (n,), generator=g)
+        features = F.normalize(
+            centres[labels] + 1.2 * torch.randn(n, dim, generator=g), dim=1
+        )
+        return features, bank, bank_labels, num_classes, k, temperature
+
+    return make
+
+
+def _weighting_decides():
+    """Three queries (the unit vectors e_0, e_1, e_2) and, for each, three bank entries
+    of chosen similarity: class 0 twice with a low similarity, class 1 once with a high
+    one. The answer (class 1 each time) differs from a plain majority, from weights s
+    and from weights exp(s) on at least one query each."""
+    similarities = [(0.45, 0.45, 0.95), (0.3, 0.3, 0.55), (0.1, 0.1, 0.99)]
+    bank, labels = [], []
+    for query, row in enumerate(similarities):
+        for s, label in zip(row, (0, 0, 1)):
+            entry = torch.zeros(4)
+            entry[query], entry[3] = s, (1 - s * s) ** 0.5  # unit length
+            bank.append(entry)
+            labels.append(label)
+    features = torch.eye(4)[:3]
+    return features, torch.stack(bank), torch.tensor(labels), 2, 3, 0.1
+
+
+register(
+    Exercise(
+        id="ex-knn-vote",
+        chapter=CHAPTER,
+        title="the weighted kNN vote",
+        signature=(
+            "knn_predict(features, bank, bank_labels, num_classes, k, temperature): "
+            "(n, D), (N, D), (N,) long, int, int, float -> (n,) long"
+        ),
+        reference=_knn_reference,
+        cases=[
+            Case(
+                "40 queries, a bank of 200, k 20, τ 0.1",
+                _bank_case(40, 200, 8, 4, 20, 0.1, 0),
+            ),
+            Case(
+                "60 queries, a bank of 300, k 10, τ 0.5",
+                _bank_case(60, 300, 6, 5, 10, 0.5, 1),
+            ),
+            Case(
+                "30 queries, a bank of 100, k 1", _bank_case(30, 100, 5, 3, 1, 0.1, 2)
+            ),
+            Case("three queries where the weighting decides, k 3", _weighting_decides),
+        ],
+        mistakes=[
+            Mistake(
+                "every neighbour votes with weight 1 (a plain majority); each votes with "
+                "exp(similarity / temperature), so closer neighbours count more.",
+                _knn_with(weight=lambda s, t: torch.ones_like(s)),
+            ),
+            Mistake(
+                "the votes are weighted by the similarity itself; the weight is "
+                "exp(similarity / temperature).",
+                _knn_with(weight=lambda s, t: s),
+            ),
+            Mistake(
+                "the votes are weighted by exp(similarity) without the temperature; "
+                "divide by it first.",
+                _knn_with(weight=lambda s, t: s.exp()),
+            ),
+            Mistake(
+                "the k *least* similar bank entries vote; take the k largest "
+                "similarities (topk's default, largest=True).",
+                _knn_with(largest=False),
             ),
         ],
     )
@@ -210,5 +350,30 @@ register(
         ],
         run=_run_update,
         compare=_compare_update,
+    )
+)
+
+
+predict(
+    Prediction(
+        id="pred-momentum-zero",
+        chapter=CHAPTER,
+        question=(
+            "With m = 0 (the key encoder a copy of the query encoder at every step), "
+            "how good are the features (kNN accuracy)?"
+        ),
+        choices={
+            "a": "about as good as with m = 0.99",
+            "b": "worse than m = 0.99, better than a random encoder",
+            "c": "no better than a random encoder",
+        },
+        answer="c",
+        why=(
+            "the negatives in the queue were made by the encoders of earlier steps. "
+            "With m = 0 the key encoder changes as fast as the query encoder, so old "
+            "and new keys are inconsistent and the contrastive signal is noise: MoCo "
+            "reports that training with m = 0 fails, and this run shows the features "
+            "gaining nothing over random weights."
+        ),
     )
 )

@@ -6,6 +6,7 @@ import torch
 
 from .. import attention
 from ._core import Case, Exercise, Mistake, register
+from ._predictions import Prediction, predict
 
 CHAPTER = "01_attention_pooling"
 
@@ -132,5 +133,117 @@ register(
             ),
         ],
         output_names=("predictions", "weights"),
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# ex-knn-pooling: k-nearest-neighbour regression as attention pooling
+# ---------------------------------------------------------------------------
+
+
+def knn_pooling(queries, keys, values, k):
+    """Weight 1/k on each query's k nearest keys, 0 elsewhere -> (predictions, weights)."""
+    distance = (queries[:, None] - keys[None, :]).abs()  # (n_q, n_k)
+    nearest = distance.topk(k, dim=-1, largest=False).indices  # (n_q, k)
+    weights = torch.zeros_like(distance).scatter_(-1, nearest, 1.0 / k)
+    return weights @ values, weights
+
+
+def _knn_weights(distance, k, largest=False, dim=-1, weight=None):
+    nearest = distance.topk(k, dim=dim, largest=largest).indices
+    return torch.zeros_like(distance).scatter_(dim, nearest, weight or 1.0 / k)
+
+
+def _knn_farthest(queries, keys, values, k):
+    weights = _knn_weights((queries[:, None] - keys[None, :]).abs(), k, largest=True)
+    return weights @ values, weights
+
+
+def _knn_unnormalised(queries, keys, values, k):
+    weights = _knn_weights((queries[:, None] - keys[None, :]).abs(), k, weight=1.0)
+    return weights @ values, weights
+
+
+def _knn_over_queries(queries, keys, values, k):
+    distance = (queries[:, None] - keys[None, :]).abs()
+    weights = _knn_weights(distance, min(k, len(queries)), dim=0)
+    return weights @ values, weights
+
+
+def _knn_one_too_many(queries, keys, values, k):
+    k = min(k + 1, len(keys))
+    weights = _knn_weights((queries[:, None] - keys[None, :]).abs(), k)
+    return weights @ values, weights
+
+
+def _knn_case(n_q: int, n_k: int, k: int, seed: int):
+    def make():
+        g = torch.Generator().manual_seed(seed)
+        keys = torch.rand(n_k, generator=g) * 5
+        return torch.rand(n_q, generator=g) * 5, keys, torch.randn(n_k, generator=g), k
+
+    return make
+
+
+register(
+    Exercise(
+        id="ex-knn-pooling",
+        chapter=CHAPTER,
+        title="k-nearest neighbours as attention pooling",
+        signature="knn_pooling(queries, keys, values, k) -> (predictions, weights)",
+        reference=knn_pooling,
+        cases=[
+            Case("3 queries, 6 keys, k = 2", _knn_case(3, 6, 2, seed=0)),
+            Case("5 queries, 8 keys, k = 3", _knn_case(5, 8, 3, seed=1)),
+            Case("4 queries, 5 keys, k = 1 (nearest neighbour)", _knn_case(4, 5, 1, 2)),
+            Case("2 queries, 4 keys, k = 4 (average pooling)", _knn_case(2, 4, 4, 3)),
+        ],
+        mistakes=[
+            Mistake(
+                "the weights go to the k *farthest* keys: topk picks the largest values "
+                "unless you pass largest=False (or take the top k of minus the distance).",
+                _knn_farthest,
+            ),
+            Mistake(
+                "the k chosen keys get weight 1 each, so the prediction is their sum; "
+                "give each 1/k, so that the weights sum to 1 and it is their mean.",
+                _knn_unnormalised,
+            ),
+            Mistake(
+                "the nearest neighbours are picked along the queries (dim 0); each query "
+                "picks its k nearest keys, along the last dimension.",
+                _knn_over_queries,
+            ),
+            Mistake(
+                "k + 1 keys get a weight; exactly k should.",
+                _knn_one_too_many,
+            ),
+        ],
+        output_names=("predictions", "weights"),
+    )
+)
+
+
+predict(
+    Prediction(
+        id="pred-naive-loss",
+        chapter=CHAPTER,
+        question=(
+            "As the width w grows, what does the naive training loss (every key "
+            "visible, the query's own key included) do?"
+        ),
+        choices={
+            "a": "it has its minimum near the best held-out w",
+            "b": "it keeps falling, towards zero",
+            "c": "it rises",
+        },
+        answer="b",
+        why=(
+            "each training input is also a key, at distance 0 from itself; as w grows, "
+            "its own key takes all the weight and the model predicts y_i from y_i. "
+            "Zero training loss, pure memorisation of the noise: the naive loss cannot "
+            "choose w, and leave-one-out can."
+        ),
     )
 )

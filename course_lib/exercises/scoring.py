@@ -1,13 +1,12 @@
-"""Exercises of chapter 2: masked softmax and scaled dot-product attention."""
+"""Exercises of chapter 2: masked softmax and bilinear attention with a padding mask."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 
 from .. import attention
 from ._core import Case, Exercise, Mistake, register
+from ._predictions import Prediction, predict
 
 CHAPTER = "02_scoring_functions"
 
@@ -135,127 +134,131 @@ register(
 
 
 # ---------------------------------------------------------------------------
-# ex-sdpa
+# ex-bilinear-attention: Luong et al.'s "general" score, a(q, k) = q^T W k
 # ---------------------------------------------------------------------------
 
 
-def _sdpa_case(
-    q_shape, k_shape, v_shape, mask_shape=None, seed=0, fully_masked_row=False
-):
-    def make():
-        g = _generator(seed)
-        q, k, v = (torch.randn(*s, generator=g) for s in (q_shape, k_shape, v_shape))
-        if mask_shape is None:
-            return q, k, v
-        mask = torch.rand(*mask_shape, generator=g) > 0.4
-        mask[..., 0] = True
-        if fully_masked_row:
-            mask[(0,) * (mask.dim() - 1)] = False
-        return q, k, v, mask
-
-    return make
+def bilinear_attention(queries, keys, values, W, mask=None):
+    """queries (B, n_q, d_q), keys (B, n_k, d_k), values (B, n_k, d_v), W (d_q, d_k),
+    mask (B, n_k) bool, True = may attend -> (output (B, n_q, d_v), weights)."""
+    scores = queries @ W @ keys.transpose(1, 2)  # (B, n_q, n_k)
+    if mask is None:
+        mask = torch.ones(keys.shape[:2], dtype=torch.bool)
+    weights = attention.masked_softmax(scores, mask[:, None, :])
+    return weights @ values, weights
 
 
-def _sdpa_reference(q, k, v, mask=None):
-    return attention.scaled_dot_product_attention(q, k, v, mask)
-
-
-def _scores(q, k, scale):
-    return q @ k.transpose(-2, -1) / scale
-
-
-def _keep_all(scores, mask):
-    return (
-        torch.ones_like(scores, dtype=torch.bool)
-        if mask is None
-        else mask.expand_as(scores)
-    )
-
-
-def _attend_with(softmax, scale=lambda d: math.sqrt(d)):
-    """A wrong attention built from a (possibly wrong) masked softmax and scale."""
-
-    def wrong(q, k, v, mask=None):
-        scores = _scores(q, k, scale(q.shape[-1]))
-        weights = softmax(scores, _keep_all(scores, mask))
-        return weights @ v, weights
+def _bilinear_with(score, softmax=attention.masked_softmax, flip_mask=False):
+    def wrong(queries, keys, values, W, mask=None):
+        scores = score(queries, keys, W)
+        if mask is None:
+            mask = torch.ones(keys.shape[:2], dtype=torch.bool)
+        elif flip_mask:
+            mask = ~mask
+        weights = softmax(scores, mask[:, None, :])
+        return weights @ values, weights
 
     return wrong
 
 
-_right_softmax = attention.masked_softmax
+def _general_score(queries, keys, W):
+    return queries @ W @ keys.transpose(1, 2)
+
+
+def _bilinear_case(b, n_q, n_k, d_q, d_k, d_v, seed, with_mask=True):
+    def make():
+        g = _generator(seed)
+        queries = torch.randn(b, n_q, d_q, generator=g)
+        keys = torch.randn(b, n_k, d_k, generator=g)
+        values = torch.randn(b, n_k, d_v, generator=g)
+        W = torch.randn(d_q, d_k, generator=g) / d_q**0.5
+        if not with_mask:
+            return queries, keys, values, W
+        # a padding mask: the first 1 ... n_k - 1 keys of each sentence are real
+        lengths = torch.randint(1, n_k, (b,), generator=g)
+        mask = torch.arange(n_k) < lengths[:, None]
+        return queries, keys, values, W, mask
+
+    return make
 
 
 register(
     Exercise(
-        id="ex-sdpa",
+        id="ex-bilinear-attention",
         chapter=CHAPTER,
-        title="scaled dot-product attention",
-        signature="scaled_dot_product_attention(q, k, v, mask=None) -> (output, weights)",
-        reference=_sdpa_reference,
+        title="bilinear ('general') attention with a padding mask",
+        signature=(
+            "bilinear_attention(queries, keys, values, W, mask=None): (B, n_q, d_q), "
+            "(B, n_k, d_k), (B, n_k, d_v), (d_q, d_k), (B, n_k) bool -> "
+            "(output (B, n_q, d_v), weights (B, n_q, n_k))"
+        ),
+        reference=bilinear_attention,
         cases=[
             Case(
-                "q (2, 3, 4), k (2, 5, 4), v (2, 5, 6), no mask",
-                _sdpa_case((2, 3, 4), (2, 5, 4), (2, 5, 6), seed=0),
+                "d_q = d_k = 4, W square, no mask",
+                _bilinear_case(2, 3, 5, 4, 4, 6, seed=0, with_mask=False),
             ),
             Case(
-                "q (2, 3, 8), k (2, 4, 8), v (2, 4, 2), mask (2, 3, 4)",
-                _sdpa_case((2, 3, 8), (2, 4, 8), (2, 4, 2), (2, 3, 4), seed=1),
+                "d_q = d_k = 5, a padding mask",
+                _bilinear_case(2, 4, 6, 5, 5, 3, seed=1),
             ),
             Case(
-                "a query whose keys are all masked",
-                _sdpa_case(
-                    (1, 3, 4),
-                    (1, 5, 4),
-                    (1, 5, 3),
-                    (1, 3, 5),
-                    seed=2,
-                    fully_masked_row=True,
-                ),
-            ),
-            Case(
-                "4-D inputs (batch, heads, n, d) = (2, 2, 3, 16) with a padding mask (2, 1, 1, 6)",
-                _sdpa_case(
-                    (2, 2, 3, 16), (2, 2, 6, 16), (2, 2, 6, 5), (2, 1, 1, 6), seed=3
-                ),
+                "queries of size 6, keys of size 3 (W is 6 x 3), a padding mask",
+                _bilinear_case(3, 2, 5, 6, 3, 4, seed=2),
             ),
         ],
         mistakes=[
             Mistake(
-                "the scores are not scaled: divide q·k by √d (d = q.shape[-1]).",
-                _attend_with(_right_softmax, scale=lambda d: 1.0),
+                "W is used transposed: the score is qᵀ W k, so queries @ W (size d_k) then "
+                "@ keys.transpose(1, 2).",
+                _bilinear_with(lambda q, k, W: q @ W.T @ k.transpose(1, 2)),
             ),
             Mistake(
-                "the scores are divided by d; the scale is √d.",
-                _attend_with(_right_softmax, scale=lambda d: d),
-            ),
-            Mistake(
-                "the scores are multiplied by √d; divide by it.",
-                _attend_with(_right_softmax, scale=lambda d: 1 / math.sqrt(d)),
-            ),
-            Mistake(
-                "the softmax runs over the queries (dim=-2); it must run over the keys (dim=-1).",
-                _attend_with(_ms_wrong_axis),
-            ),
-            Mistake(
-                "the mask is applied after the softmax: masked keys still took part in the "
-                "normalisation. Mask the scores first.",
-                _attend_with(_ms_after_softmax),
-            ),
-            Mistake(
-                "a query whose keys are all masked gives NaN (a -inf fill makes its softmax 0/0); "
-                "its weights and output must be zeros.",
-                _attend_with(_ms_minus_inf),
-            ),
-            Mistake(
-                "a query whose keys are all masked gets uniform weights; they must be zeros.",
-                _attend_with(_ms_uniform_rows),
+                "the scores are scaled by √d; this exercise's score, qᵀ W k, has no "
+                "scale (W can learn one).",
+                _bilinear_with(
+                    lambda q, k, W: _general_score(q, k, W) / q.shape[-1] ** 0.5
+                ),
             ),
             Mistake(
                 "the mask is inverted: True means 'may attend'.",
-                _attend_with(_ms_inverted),
+                _bilinear_with(_general_score, flip_mask=True),
+            ),
+            Mistake(
+                "the padding mask is ignored: padded keys still get weight.",
+                _bilinear_with(_general_score, softmax=lambda s, m: s.softmax(-1)),
+            ),
+            Mistake(
+                "the softmax runs over the queries (dim 1); each query's weights over the "
+                "keys (the last dimension) must sum to 1.",
+                _bilinear_with(_general_score, softmax=_ms_wrong_axis),
             ),
         ],
         output_names=("output", "weights"),
+    )
+)
+
+
+predict(
+    Prediction(
+        id="pred-additive-symmetry",
+        chapter=CHAPTER,
+        question="Which of the three scoring functions learn the look-up task?",
+        choices={
+            "a": "all three",
+            "b": "the dot product and the additive attention with a bias, "
+            "not the textbook additive attention",
+            "c": "only the dot product",
+            "d": "another pattern",
+        },
+        answer="b",
+        why=(
+            "without a bias, tanh is odd, so the additive score is odd: "
+            "a(-q, -k) = -a(q, k). The data is symmetric (negate a query and its keys: "
+            "an equally likely example with the same answer), and the odd score ranks "
+            "the keys of the mirror image in reverse, so no weights can be right on "
+            "both: accuracy at most 50%. One bias vector breaks the symmetry; the dot "
+            "product is a similarity and needs no help."
+        ),
     )
 )

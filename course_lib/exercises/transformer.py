@@ -1,11 +1,13 @@
-"""Exercises of chapter 4: the causal mask and the padding mask."""
+"""Exercises of chapter 4: the causal mask, the padding mask, label smoothing."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .. import transformer
 from ._core import Case, Exercise, Mistake, register
+from ._predictions import Prediction, predict
 
 CHAPTER = "04_transformer"
 
@@ -89,5 +91,142 @@ register(
                 ),
             ),
         ],
+    )
+)
+
+
+# ---------------------------------------------------------------------------
+# ex-label-smoothing
+# ---------------------------------------------------------------------------
+
+
+def _pytorch_smoothed(logits, targets, epsilon, pad_id):
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        targets.reshape(-1),
+        ignore_index=pad_id,
+        label_smoothing=epsilon,
+    )
+
+
+def _smoothed(logits, targets, epsilon, pad_id, *, spread, real=None, mean=True):
+    """Cross-entropy against a smoothed target: 1 - epsilon on the target, plus
+    ``spread(log_probs)`` -- the per-token penalty of the other epsilon -- on average over
+    the ``real`` tokens (default: the non-pad ones)."""
+    log_probs = logits.log_softmax(-1)  # (B, T, V)
+    nll = -log_probs.gather(-1, targets[..., None]).squeeze(-1)  # (B, T)
+    per_token = (1 - epsilon) * nll + epsilon * spread(log_probs, targets)
+    real = (targets != pad_id) if real is None else real(targets)
+    total = (per_token * real).sum()
+    return total / real.sum() if mean else total / targets.shape[0]
+
+
+def _uniform_over_all(log_probs, targets):
+    return -log_probs.mean(-1)
+
+
+def _uniform_over_others(log_probs, targets):
+    others = torch.ones_like(log_probs).scatter_(-1, targets[..., None], 0.0)
+    return -(log_probs * others).sum(-1) / (log_probs.shape[-1] - 1)
+
+
+def _smoothing_case(b, t, v, epsilon, pad_id, seed, pads=True):
+    def make():
+        g = torch.Generator().manual_seed(seed)
+        logits = 2 * torch.randn(b, t, v, generator=g)
+        targets = torch.randint(0, v, (b, t), generator=g)
+        targets[targets == pad_id] = (pad_id + 1) % v  # real tokens are not <pad> ...
+        if pads:  # ... and each sentence but the first ends with some <pad>
+            lengths = torch.randint(1, t + 1, (b,), generator=g)
+            lengths[0] = t
+            targets[torch.arange(t)[None, :] >= lengths[:, None]] = pad_id
+        return logits, targets, epsilon, pad_id
+
+    return make
+
+
+register(
+    Exercise(
+        id="ex-label-smoothing",
+        chapter=CHAPTER,
+        title="the label-smoothed loss",
+        signature=(
+            "label_smoothed_loss(logits, targets, epsilon, pad_id): (B, T, V), (B, T) "
+            "long, float, int -> a scalar tensor"
+        ),
+        reference=_pytorch_smoothed,
+        cases=[
+            Case(
+                "B=2, T=5, V=7, epsilon 0.1, no padding",
+                _smoothing_case(2, 5, 7, 0.1, 0, seed=0, pads=False),
+            ),
+            Case(
+                "B=4, T=6, V=9, epsilon 0.1, padded sentences",
+                _smoothing_case(4, 6, 9, 0.1, 0, seed=1),
+            ),
+            Case(
+                "epsilon 0: plain cross-entropy",
+                _smoothing_case(3, 4, 5, 0.0, 0, seed=2),
+            ),
+            Case("epsilon 0.3, pad_id 3", _smoothing_case(5, 6, 8, 0.3, 3, seed=3)),
+        ],
+        mistakes=[
+            Mistake(
+                "epsilon is spread over the V - 1 wrong words only; PyTorch (and this "
+                "exercise) spreads it over all V words, so the target gets "
+                "1 - epsilon + epsilon/V: the smoothing term is -epsilon * mean over V of "
+                "log p.",
+                lambda lg, tg, e, p: _smoothed(
+                    lg, tg, e, p, spread=_uniform_over_others
+                ),
+            ),
+            Mistake(
+                "<pad> positions count in the loss: average over the real tokens only "
+                "(targets != pad_id).",
+                lambda lg, tg, e, p: _smoothed(
+                    lg, tg, e, p, spread=_uniform_over_all, real=torch.ones_like
+                ),
+            ),
+            Mistake(
+                "the loss is summed over tokens and divided by the batch size; average it "
+                "over the real (non-pad) tokens.",
+                lambda lg, tg, e, p: _smoothed(
+                    lg, tg, e, p, spread=_uniform_over_all, mean=False
+                ),
+            ),
+            Mistake(
+                "only the (1 - epsilon) * cross-entropy term is there: add epsilon times "
+                "the mean over the V words of -log p.",
+                lambda lg, tg, e, p: _smoothed(lg, tg, e, p, spread=lambda lp, t: 0.0),
+            ),
+            Mistake(
+                "the smoothing term uses -log of the mean probability; it is the mean of "
+                "-log p over the V words (the cross-entropy with the uniform distribution).",
+                lambda lg, tg, e, p: _smoothed(
+                    lg, tg, e, p, spread=lambda lp, t: -lp.exp().mean(-1).log()
+                ),
+            ),
+        ],
+    )
+)
+
+
+predict(
+    Prediction(
+        id="pred-no-causal-mask",
+        chapter=CHAPTER,
+        question="Trained without the causal mask, what does the model do?",
+        choices={
+            "a": "it trains and translates as well as the masked model",
+            "b": "its training loss collapses, but it cannot translate",
+            "c": "it cannot even fit the training data",
+        },
+        answer="b",
+        why=(
+            "in teacher forcing the decoder input at position t+1 is the label at "
+            "position t, so a decoder that may look ahead copies it: the training loss "
+            "collapses. When generating, the future has not been written yet, and the "
+            "model never learned to predict it."
+        ),
     )
 )

@@ -1,0 +1,90 @@
+"""course_lib.on_track: the learner's headline numbers against the reference runs."""
+
+import json
+
+import pytest
+
+import course_lib
+from course_lib import references
+from tools import reference_ranges
+
+STORED = {
+    "profile": "quick",
+    "seeds": [0, 1, 2],
+    "notebooks": {
+        "05_vision_transformer": {
+            "test_accuracy": {
+                "label": "ViT test accuracy",
+                "better": "higher",
+                "min": 0.98,
+                "max": 0.99,
+            }
+        },
+        "01_attention_pooling": {
+            "mse_parametric": {"better": "lower", "min": 0.29, "max": 0.31}
+        },
+    },
+}
+
+
+@pytest.fixture
+def stored(monkeypatch):
+    monkeypatch.setattr(references, "reference_ranges", lambda: STORED)
+
+
+def test_within_or_better_than_the_reference_runs_is_on_track(stored, capsys):
+    assert course_lib.on_track("05_vision_transformer", "quick", test_accuracy=0.985)
+    out = capsys.readouterr().out
+    assert out.startswith("On track") and "0.98–0.99" in out
+    assert course_lib.on_track("05_vision_transformer", "quick", test_accuracy=0.999)
+    assert "better than every reference run" in capsys.readouterr().out
+    # lower is better for an error
+    assert course_lib.on_track("01_attention_pooling", "quick", mse_parametric=0.2)
+
+
+def test_worse_than_the_reference_runs_says_what_to_check(stored, capsys):
+    # the margin is the range's width (0.01) or 2%, whichever is larger: 0.98 - 0.0196
+    assert course_lib.on_track("05_vision_transformer", "quick", test_accuracy=0.961)
+    capsys.readouterr()
+    assert not course_lib.on_track("05_vision_transformer", "quick", test_accuracy=0.9)
+    out = capsys.readouterr().out
+    assert "✗ ViT test accuracy = 0.9 is below the reference runs" in out
+    assert "What to check" in out and "Restart and run all" in out
+    assert not course_lib.on_track("01_attention_pooling", "quick", mse_parametric=0.5)
+    assert "above the reference runs" in capsys.readouterr().out
+    assert not course_lib.on_track(
+        "01_attention_pooling", "quick", mse_parametric=float("nan")
+    )
+    assert "diverged" in capsys.readouterr().out
+
+
+def test_no_reference_for_another_profile(stored, capsys):
+    assert not course_lib.on_track("05_vision_transformer", "full", test_accuracy=0.9)
+    assert "No reference runs exist for the full profile" in capsys.readouterr().out
+
+
+def test_unknown_notebook_or_metric_is_refused(stored):
+    with pytest.raises(ValueError, match="notebook must be one of"):
+        course_lib.on_track("05_vit", "quick", test_accuracy=0.9)
+    with pytest.raises(ValueError, match=r"headline metrics of 05.*test_accuracy"):
+        course_lib.on_track("05_vision_transformer", "quick", accuracy=0.9)
+    with pytest.raises(ValueError, match="headline metrics"):
+        course_lib.on_track("05_vision_transformer", "quick")
+
+
+def test_the_stored_file_covers_every_chapter_and_headline():
+    stored = json.loads(references.REFERENCE_FILE.read_text())
+    assert stored["profile"] == "quick" and stored["seeds"]
+    for stem, metrics in reference_ranges.HEADLINES.items():
+        assert set(stored["notebooks"][stem]) == set(metrics), stem
+        for name, (label, better) in metrics.items():
+            entry = stored["notebooks"][stem][name]
+            assert entry["better"] == better and entry["label"] == label
+            assert entry["min"] <= entry["max"]
+            assert len(entry["values"]) == len(stored["seeds"])
+
+
+def test_the_tool_refuses_unknown_notebooks(capsys):
+    with pytest.raises(SystemExit):
+        reference_ranges.main(["99_nothing"])
+    assert "unknown notebooks" in capsys.readouterr().err
