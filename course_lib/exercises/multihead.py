@@ -193,7 +193,10 @@ register(
             Mistake(
                 "a plain reshape to (B, H, T, D/H) mixes tokens and heads: view as "
                 "(B, T, H, D/H) first, then transpose dimensions 1 and 2.",
-                _mha_with(split=lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1)),
+                _mha_with(  # usually undone the same way: a plain reshape back
+                    split=lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1),
+                    merge=lambda x: x.reshape(x.shape[0], x.shape[2], -1),
+                ),
             ),
             Mistake(
                 "the heads are merged with a plain reshape of (B, H, T, D/H), which "

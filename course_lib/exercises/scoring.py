@@ -161,6 +161,12 @@ def _bilinear_with(score, softmax=attention.masked_softmax, flip_mask=False):
     return wrong
 
 
+_SCALED = (
+    "the scores are scaled by √d; this exercise's score, qᵀ W k, has no scale "
+    "(W can learn one)."
+)
+
+
 def _general_score(queries, keys, W):
     return queries @ W @ keys.transpose(1, 2)
 
@@ -214,10 +220,15 @@ register(
                 _bilinear_with(lambda q, k, W: q @ W.T @ k.transpose(1, 2)),
             ),
             Mistake(
-                "the scores are scaled by √d; this exercise's score, qᵀ W k, has no "
-                "scale (W can learn one).",
+                _SCALED,
                 _bilinear_with(
                     lambda q, k, W: _general_score(q, k, W) / q.shape[-1] ** 0.5
+                ),
+            ),
+            Mistake(  # the same mistake, with the keys' size
+                _SCALED,
+                _bilinear_with(
+                    lambda q, k, W: _general_score(q, k, W) / k.shape[-1] ** 0.5
                 ),
             ),
             Mistake(
