@@ -143,6 +143,17 @@ def test_check_never_raises_on_what_a_function_returns(exercise_id, capsys):
         assert out.startswith("✗"), (name, out)
 
 
+def test_numbers_may_come_as_tensors_or_numpy_scalars(capsys):
+    reference = EXERCISES["ex-average-precision"].reference
+    for wrap in (torch.tensor, np.float64):
+        passed, out = run(
+            "ex-average-precision",
+            lambda s, t, n, w=wrap: w(reference(s, t, n)),
+            capsys,
+        )
+        assert passed, out
+
+
 def test_the_output_dtype_is_named(capsys):
     passed, out = run("ex-epanechnikov", lambda u: (u > 0).long(), capsys)
     assert not passed and "torch.int64" in out

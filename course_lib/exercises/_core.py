@@ -178,6 +178,8 @@ def compare_outputs(
     if isinstance(expected, (int, float)) and not isinstance(expected, bool):
         if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.is_meta:
             got = got.item()  # a one-number tensor is a number
+        elif isinstance(got, np.generic):
+            got = got.item()  # and so is a NumPy scalar
         if not isinstance(got, (int, float)) or isinstance(got, bool):
             return f"{what} should be a number; got {_describe(got)}"
         if isinstance(expected, int) and not isinstance(got, int):
