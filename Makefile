@@ -8,7 +8,7 @@ PYTHON ?= python3
 # which lives inside the Python environment: a fresh virtual environment installs again.
 STAMP := $(shell $(PYTHON) -c "import sys; print(sys.prefix)")/.attention-hands-on-installed
 
-.PHONY: install book test lint format unit smoke site strip clean
+.PHONY: install book test lint format unit smoke browser site strip clean
 
 install: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): requirements.txt pyproject.toml
 book: install
 	$(PYTHON) -m tools.build_book
 
-test: install lint
+test: install lint browser
 	$(PYTHON) -m pytest tests
 	$(PYTHON) -m tools.build_book
 	$(PYTHON) -m tools.smoke_run
@@ -38,6 +38,9 @@ unit: install
 
 smoke: install  # every notebook's full profile for a few steps, on stand-in data
 	$(PYTHON) -m tools.smoke_run
+
+browser: install   # find Chromium for the browser test, or install it (apt, or Playwright's)
+	$(PYTHON) -m tools.browser
 
 site:   # the browser test alone, on an already built _book/html
 	$(PYTHON) -m pytest site_tests

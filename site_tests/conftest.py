@@ -1,8 +1,9 @@
 """Fixtures for checking the built book in a real browser.
 
 Run after the book is built (``make test`` does both): a local HTTP server serves
-``_book/html`` (or ``$SITE_DIR``) and Playwright drives Debian's Chromium
-(``/usr/bin/chromium``, or ``$CHROMIUM``); no browser is downloaded.
+``_book/html`` (or ``$SITE_DIR``) and Playwright drives the Chromium that
+``python -m tools.browser`` found or installed (``$CHROMIUM``, Debian's ``chromium``,
+or Playwright's own); ``make test`` runs that first.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import functools
 import http.server
 import json
 import os
-import shutil
 import threading
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tools import browser as browser_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("SITE_DIR", ROOT / "_book" / "html"))
@@ -64,16 +66,9 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def chromium_path() -> str:
-    path = (
-        os.environ.get("CHROMIUM")
-        or shutil.which("chromium")
-        or shutil.which("chromium-browser")
-    )
+    path = browser_tool.find_chromium()
     if not path:
-        pytest.fail(
-            "Chromium not found: install Debian's chromium (apt-get install chromium) "
-            "or set CHROMIUM to its path"
-        )
+        pytest.fail(browser_tool.HOW_TO)
     return path
 
 

@@ -45,3 +45,63 @@ def test_standin_data_module_runs_as_a_command(tmp_path):
     assert (tmp_path / "cifar-10-batches-py" / "test_batch").exists()
     assert (tmp_path / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists()
     assert standin_data.write_cifar10(tmp_path / "again").is_dir()
+
+
+# --- tools.browser: make test finds or installs Chromium ---------------------------
+
+
+@pytest.fixture
+def no_chromium(monkeypatch):
+    """A machine without Chromium; installing one 'works' by setting CHROMIUM."""
+    from tools import browser
+
+    monkeypatch.delenv("CHROMIUM", raising=False)
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    monkeypatch.setattr(browser, "playwright_chromium", lambda: None)
+    monkeypatch.setattr(browser, "_fonts_missing", lambda: False)
+    return browser
+
+
+def test_browser_uses_a_chromium_that_is_there(no_chromium, monkeypatch):
+    monkeypatch.setenv("CHROMIUM", "/opt/chromium")
+    commands = []
+    assert no_chromium.ensure(run=commands.append) == "/opt/chromium"
+    assert commands == []
+
+
+def test_browser_installs_debians_chromium_as_root(no_chromium, monkeypatch):
+    monkeypatch.setattr(no_chromium, "apt_prefix", lambda: [])
+    commands = []
+
+    def run(command):
+        commands.append(list(command))
+        if "install" in command:
+            monkeypatch.setenv("CHROMIUM", "/usr/bin/chromium")
+        return 0
+
+    assert no_chromium.ensure(run=run) == "/usr/bin/chromium"
+    assert commands[0] == ["apt-get", "update", "-q"]
+    assert commands[1][:2] == ["apt-get", "install"] and "chromium" in commands[1]
+
+
+def test_browser_falls_back_to_playwrights_chromium(no_chromium, monkeypatch):
+    monkeypatch.setattr(no_chromium, "apt_prefix", lambda: None)  # no root, no sudo
+    commands = []
+
+    def run(command):
+        commands.append(list(command))
+        monkeypatch.setattr(no_chromium, "playwright_chromium", lambda: "/pw/chrome")
+        return 0
+
+    assert no_chromium.ensure(run=run) == "/pw/chrome"
+    assert commands == [[sys.executable, "-m", "playwright", "install", "chromium"]]
+
+
+def test_browser_says_what_to_install_when_nothing_works(
+    no_chromium, monkeypatch, capsys
+):
+    monkeypatch.setattr(no_chromium, "apt_prefix", lambda: None)
+    monkeypatch.setattr(no_chromium.subprocess, "call", lambda command: 1)
+    assert no_chromium.main([]) == 1
+    err = capsys.readouterr().err
+    assert "apt-get install chromium" in err and "playwright install chromium" in err
