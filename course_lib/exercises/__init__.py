@@ -4,7 +4,7 @@ In a notebook::
 
     from course_lib.exercises import check
     check("ex-epanechnikov", epanechnikov_kernel)   # prints ✓ or what is wrong; returns a bool
-    course_lib.exercises.reveal("pred-no-scaling", my_prediction, outcome)
+    course_lib.exercises.reveal("pred-naive-loss", my_prediction, outcome)
     course_lib.exercises.progress("01_attention_pooling")
 
 Each chapter's exercises live in their own module (``pooling`` for chapter 1, ...);
