@@ -13,7 +13,8 @@ Read top to bottom:
    object queries -> class head (+ no-object) and box head;
 6. :func:`postprocess`: scores, labels and pixel boxes; :func:`mean_average_precision`
    (COCO mAP through ``torchmetrics``), and the same from scratch:
-   :func:`true_positives` and :func:`average_precision` for one class.
+   :func:`true_positives`, :func:`precision_recall` and :func:`average_precision`
+   for one class.
 
 Boxes are normalised to [0, 1]; predictions are (cx, cy, w, h) like DETR's.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "postprocess",
     "mean_average_precision",
     "true_positives",
+    "precision_recall",
     "average_precision",
 ]
 
@@ -535,12 +537,12 @@ def true_positives(
     return torch.cat(scores), torch.tensor(hits, dtype=torch.bool), num_objects
 
 
-def average_precision(
+def precision_recall(
     scores: torch.Tensor, is_true_positive: torch.Tensor, num_objects: int
-) -> float:
-    """All-point interpolated average precision of one class: sort the K detections by
-    score, trace precision and recall down the list, replace each precision by the best
-    precision at any higher recall (the envelope), and sum recall steps x envelope."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Down the ranking of one class's K detections (highest score first): precision
+    (K,), recall (K,) and the precision envelope (K,), the best precision at this
+    recall or any higher one."""
     check_tensor("scores", scores, ndim=1, expected="(K,) detection scores")
     check_tensor("is_true_positive", is_true_positive, ndim=1, expected="(K,) bool")
     if len(scores) != len(is_true_positive):
@@ -552,5 +554,14 @@ def average_precision(
     precision = true_positives / torch.arange(1, len(hit) + 1)
     recall = true_positives / num_objects
     envelope = precision.flip(0).cummax(0).values.flip(0)
+    return precision, recall, envelope
+
+
+def average_precision(
+    scores: torch.Tensor, is_true_positive: torch.Tensor, num_objects: int
+) -> float:
+    """All-point interpolated average precision of one class: the sum over the ranking
+    of recall steps x the precision envelope (:func:`precision_recall`)."""
+    _, recall, envelope = precision_recall(scores, is_true_positive, num_objects)
     recall_steps = torch.diff(recall, prepend=recall.new_zeros(1))
     return float((recall_steps * envelope).sum())

@@ -8,9 +8,11 @@ which prints "on track" or what to check. The reference ranges are the numbers t
 chapter recorded on seeds 0, 1 and 2 in the quick profile, measured by
 ``python -m tools.reference_ranges`` and stored in ``reference_ranges.json`` next to
 this file. A number counts as on track when it is no worse than the worst reference
-run by more than a margin: the width of the range, or 2% of the number, whichever is
-larger (a different machine, or a GPU, does not give the same digits). Better than
-every reference run is on track too.
+run by more than a margin: the width of the range, or 5% of the number, whichever is
+larger. The same seed does not give the same digits everywhere: a GPU computes
+differently, and chapter 6 pre-trains its backbone for a fixed number of seconds, so
+its mAP@0.5 moved between 0.912 and 0.929 over runs of seed 0 on one machine. Better
+than every reference run is on track too.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def reference_ranges() -> dict[str, Any]:
 
 
 def _margin(low: float, high: float) -> float:
-    return max(high - low, 0.02 * max(abs(low), abs(high)), 1e-3)
+    return max(high - low, 0.05 * max(abs(low), abs(high)), 1e-3)
 
 
 def verdict(notebook: str, metric: str, value: float) -> tuple[bool, str]:

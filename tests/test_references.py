@@ -43,8 +43,8 @@ def test_within_or_better_than_the_reference_runs_is_on_track(stored, capsys):
 
 
 def test_worse_than_the_reference_runs_says_what_to_check(stored, capsys):
-    # the margin is the range's width (0.01) or 2%, whichever is larger: 0.98 - 0.0196
-    assert course_lib.on_track("05_vision_transformer", "quick", test_accuracy=0.961)
+    # the margin is the range's width (0.01) or 5%, whichever is larger: 0.98 - 0.0495
+    assert course_lib.on_track("05_vision_transformer", "quick", test_accuracy=0.931)
     capsys.readouterr()
     assert not course_lib.on_track("05_vision_transformer", "quick", test_accuracy=0.9)
     out = capsys.readouterr().out

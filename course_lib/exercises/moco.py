@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import moco
-from ._core import Case, Exercise, Mistake, compare_outputs, register
+from ._core import Case, Exercise, Mistake, _describe, compare_outputs, register
 from ._predictions import Prediction, predict
 
 CHAPTER = "07_moco"
@@ -65,17 +65,13 @@ def _queue_case(size, dim, ptr, batch, seed):
 
 def _compare_enqueue(expected, got, args):
     if not isinstance(got, (tuple, list)) or len(got) != 2:
-        return f"enqueue must return (queue, new_ptr); got {_describe_value(got)}"
+        return f"enqueue must return (queue, new_ptr); got {_describe(got)}"
     queue, ptr = got
     if isinstance(ptr, torch.Tensor) and ptr.numel() == 1:
         ptr = int(ptr)
     if not isinstance(ptr, int):
-        return f"new_ptr must be an int; got {_describe_value(ptr)}"
+        return f"new_ptr must be an int; got {_describe(ptr)}"
     return compare_outputs(expected, (queue, ptr), names=("queue", "new_ptr"))
-
-
-def _describe_value(x):
-    return f"a {type(x).__name__}" if x is not None else "None"
 
 
 register(
