@@ -623,6 +623,36 @@ class MultiHeadAttention(nn.Module):
             heads, weights = _attend_fused(q, k, v, mask, dropout_p), None
         return self.out_proj(_merge_heads(heads)), weights  # (B, n_q, D)
 
+    # -- the two halves of forward, for a key-value cache (chapter 4) -------------------
+    def project_keys_values(
+        self, key: torch.Tensor, value: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """key, value (B, n_k, D) -> per-head keys and values (B, H, n_k, D/H) each: what a
+        key-value cache stores, so that a decoder projects each position only once."""
+        w_k, w_v = self.in_proj.weight[self.d_model :].chunk(2)
+        b = self.in_proj.bias
+        b_k, b_v = b[self.d_model :].chunk(2) if b is not None else (None, None)
+        k, v = F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+        return _split_heads(k, self.num_heads), _split_heads(v, self.num_heads)
+
+    def attend_to_projected(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """query (B, n_q, D) attends to per-head keys and values (B, H, n_k, D/H) made by
+        :meth:`project_keys_values`; key_padding_mask (B, n_k) -> output (B, n_q, D).
+
+        Unchecked and without dropout: it is for decoding loops, which call it at every
+        step on tensors they made themselves."""
+        w_q = self.in_proj.weight[: self.d_model]
+        b_q = self.in_proj.bias[: self.d_model] if self.in_proj.bias is not None else None
+        q = _split_heads(F.linear(query, w_q, b_q), self.num_heads)
+        mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
+        return self.out_proj(_merge_heads(_attend_fused(q, keys, values, mask, 0.0)))
+
     def _check_inputs(
         self, query, key, value, key_padding_mask, attn_mask
     ) -> torch.Tensor | None:
@@ -719,7 +749,9 @@ class SinusoidalPositionalEncoding(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """x (B, T, D) holds positions start ... start + T - 1 (``start`` > 0 when a
+        decoder adds one new position at a time)."""
         check_tensor(
             "x", x, ndim=3, expected=f"(batch, tokens, d_model={self.pe.shape[1]})"
         )
@@ -727,12 +759,12 @@ class SinusoidalPositionalEncoding(nn.Module):
             raise ValueError(
                 f"x must have d_model={self.pe.shape[1]} features; got shape {shape_str(x)}"
             )
-        if x.shape[1] > self.pe.shape[0]:
+        if start + x.shape[1] > self.pe.shape[0]:
             raise ValueError(
-                f"the sequence has {x.shape[1]} tokens but the positional table only "
-                f"{self.pe.shape[0]} (max_len); build it with a larger max_len"
+                f"the sequence reaches position {start + x.shape[1] - 1} but the positional "
+                f"table has only {self.pe.shape[0]} (max_len); build it with a larger max_len"
             )
-        return self.dropout(x + self.pe[: x.shape[1]].to(x.dtype))
+        return self.dropout(x + self.pe[start : start + x.shape[1]].to(x.dtype))
 
 
 class LearnedPositionalEmbedding(nn.Module):

@@ -6,10 +6,11 @@ Read top to bottom:
 2. :class:`PositionwiseFeedForward`: the same two-layer MLP applied to every token;
 3. :class:`EncoderBlock`: self-attention + FFN, each with a residual connection and
    LayerNorm (post-LN as in the paper, or pre-LN with ``norm_first=True``);
-4. :class:`DecoderBlock`: masked self-attention + cross-attention + FFN;
+4. :class:`DecoderBlock`: masked self-attention + cross-attention + FFN; its ``step``
+   decodes one new position with a key-value cache (:class:`LayerCache`);
 5. :class:`Seq2SeqTransformer`: embeddings (scaled by sqrt(d)) + sinusoidal positions,
    the encoder and decoder stacks, the output layer; ``encode``, ``decode``,
-   ``greedy_decode`` and ``beam_search``.
+   ``decode_step`` (cached), ``greedy_decode`` and ``beam_search``.
 
 Shapes: B batch, S source tokens, T target tokens, D = d_model, V vocabulary.
 Masks are boolean, True = may attend / real token. Token id tensors are ``long``.
@@ -33,6 +34,7 @@ __all__ = [
     "PositionwiseFeedForward",
     "EncoderBlock",
     "DecoderBlock",
+    "LayerCache",
     "TransformerConfig",
     "Seq2SeqTransformer",
 ]
@@ -78,6 +80,14 @@ def _copy_ffn_and_norms(block: nn.Module, layer: nn.Module, norms: int) -> None:
         )
 
 
+def _residual(x, sublayer, norm, dropout, norm_first: bool) -> torch.Tensor:
+    """A sub-layer inside its residual connection and LayerNorm: post-LN (the paper)
+    LN(x + Sublayer(x)), or pre-LN x + Sublayer(LN(x))."""
+    if norm_first:
+        return x + dropout(sublayer(norm(x)))
+    return norm(x + dropout(sublayer(x)))
+
+
 class EncoderBlock(nn.Module):
     """One encoder layer: x -> x + SelfAttention(x) -> x + FFN(x), each followed (post-LN)
     or preceded (pre-LN, ``norm_first=True``) by a LayerNorm."""
@@ -106,7 +116,7 @@ class EncoderBlock(nn.Module):
             attn_mask=attn_mask,
             need_weights=need_weights,
         )
-        return self.dropout1(out)
+        return out
 
     def forward(
         self,
@@ -116,15 +126,16 @@ class EncoderBlock(nn.Module):
         need_weights: bool = False,
     ) -> torch.Tensor:
         """x (B, S, D); key_padding_mask (B, S) True at real tokens -> (B, S, D)."""
-        if self.norm_first:
-            x = x + self._self_attend(
-                self.norm1(x), key_padding_mask, attn_mask, need_weights
-            )
-            return x + self.dropout2(self.feed_forward(self.norm2(x)))
-        x = self.norm1(
-            x + self._self_attend(x, key_padding_mask, attn_mask, need_weights)
+        x = _residual(
+            x,
+            lambda h: self._self_attend(h, key_padding_mask, attn_mask, need_weights),
+            self.norm1,
+            self.dropout1,
+            self.norm_first,
         )
-        return self.norm2(x + self.dropout2(self.feed_forward(x)))
+        return _residual(
+            x, self.feed_forward, self.norm2, self.dropout2, self.norm_first
+        )
 
     @torch.no_grad()
     def load_from_torch(self, layer: nn.TransformerEncoderLayer) -> "EncoderBlock":
@@ -166,7 +177,7 @@ class DecoderBlock(nn.Module):
             attn_mask=tgt_mask,
             need_weights=need_weights,
         )
-        return self.dropout1(out)
+        return out
 
     def _cross_attend(self, y, memory, memory_key_padding_mask, need_weights):
         # queries from the decoder, keys and values from the encoder
@@ -177,7 +188,7 @@ class DecoderBlock(nn.Module):
             key_padding_mask=memory_key_padding_mask,
             need_weights=need_weights,
         )
-        return self.dropout2(out)
+        return out
 
     def forward(
         self,
@@ -190,21 +201,57 @@ class DecoderBlock(nn.Module):
     ) -> torch.Tensor:
         """y (B, T, D), memory (B, S, D); tgt_mask (T, T) e.g. causal; padding masks
         (B, T) and (B, S), True at real tokens -> (B, T, D)."""
-        if self.norm_first:
-            y = y + self._self_attend(
-                self.norm1(y), tgt_key_padding_mask, tgt_mask, need_weights
-            )
-            y = y + self._cross_attend(
-                self.norm2(y), memory, memory_key_padding_mask, need_weights
-            )
-            return y + self.dropout3(self.feed_forward(self.norm3(y)))
-        y = self.norm1(
-            y + self._self_attend(y, tgt_key_padding_mask, tgt_mask, need_weights)
+        y = _residual(
+            y,
+            lambda h: self._self_attend(h, tgt_key_padding_mask, tgt_mask, need_weights),
+            self.norm1,
+            self.dropout1,
+            self.norm_first,
         )
-        y = self.norm2(
-            y + self._cross_attend(y, memory, memory_key_padding_mask, need_weights)
+        y = _residual(
+            y,
+            lambda h: self._cross_attend(h, memory, memory_key_padding_mask, need_weights),
+            self.norm2,
+            self.dropout2,
+            self.norm_first,
         )
-        return self.norm3(y + self.dropout3(self.feed_forward(y)))
+        return _residual(
+            y, self.feed_forward, self.norm3, self.dropout3, self.norm_first
+        )
+
+    def step(self, y: torch.Tensor, cache: "LayerCache") -> torch.Tensor:
+        """The newest target position only, y (B, 1, D) -> (B, 1, D), equal to the last row
+        of :meth:`forward` on the whole prefix with the causal mask. Its self-attention
+        keys and values are appended to ``cache``; the earlier positions' are read from it,
+        and the memory's keys and values were projected once, by :meth:`start_cache`."""
+
+        def attend_to_prefix(h):  # h (B, 1, D)
+            key, value = self.self_attention.project_keys_values(h, h)
+            cache.keys = torch.cat([cache.keys, key], dim=2)  # (B, H, t + 1, D/H)
+            cache.values = torch.cat([cache.values, value], dim=2)
+            return self.self_attention.attend_to_projected(h, cache.keys, cache.values)
+
+        def attend_to_memory(h):
+            return self.cross_attention.attend_to_projected(
+                h, cache.memory_keys, cache.memory_values, cache.memory_real
+            )
+
+        y = _residual(y, attend_to_prefix, self.norm1, self.dropout1, self.norm_first)
+        y = _residual(y, attend_to_memory, self.norm2, self.dropout2, self.norm_first)
+        return _residual(
+            y, self.feed_forward, self.norm3, self.dropout3, self.norm_first
+        )
+
+    def start_cache(
+        self, memory: torch.Tensor, memory_real: torch.Tensor
+    ) -> "LayerCache":
+        """An empty cache for :meth:`step`, with the memory (B, S, D) projected to this
+        layer's cross-attention keys and values -- each layer has its own W_k and W_v."""
+        memory_keys, memory_values = self.cross_attention.project_keys_values(
+            memory, memory
+        )
+        empty = memory_keys[:, :, :0]  # (B, H, 0, D/H)
+        return LayerCache(empty, empty, memory_keys, memory_values, memory_real)
 
     @torch.no_grad()
     def load_from_torch(self, layer: nn.TransformerDecoderLayer) -> "DecoderBlock":
@@ -213,6 +260,28 @@ class DecoderBlock(nn.Module):
         self.cross_attention.load_from_torch(layer.multihead_attn)
         _copy_ffn_and_norms(self, layer, norms=3)
         return self
+
+
+@dataclass
+class LayerCache:
+    """What one decoder layer keeps between decoding steps (chapter 4's key-value cache):
+    the self-attention keys and values of the t positions generated so far, and the
+    cross-attention keys and values of the memory. Per head: (B, H, t or S, D/H)."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    memory_keys: torch.Tensor
+    memory_values: torch.Tensor
+    memory_real: torch.Tensor  # (B, S) True at real source tokens
+
+    def follow_beams(self, parents: torch.Tensor) -> "LayerCache":
+        """Beam search: row i of the new cache is row ``parents[i]`` of this one (the beam
+        it extends). Beams of one sentence share the memory, so only the self-attention
+        keys and values move."""
+        keys, values = self.keys[parents], self.values[parents]
+        return LayerCache(
+            keys, values, self.memory_keys, self.memory_values, self.memory_real
+        )
 
 
 def _time_to_look(step: int, every: int = 8) -> bool:
@@ -376,18 +445,37 @@ class Seq2SeqTransformer(nn.Module):
         }
 
     # -- generation ---------------------------------------------------------------------
+    def start_cache(
+        self, memory: torch.Tensor, src_real: torch.Tensor
+    ) -> list[LayerCache]:
+        """One empty :class:`LayerCache` per decoder layer, for :meth:`decode_step`."""
+        return [block.start_cache(memory, src_real) for block in self.decoder]
+
+    def decode_step(
+        self, token: torch.Tensor, position: int, cache: list[LayerCache]
+    ) -> torch.Tensor:
+        """The key-value-cached decoder: the newest token (B,) at ``position`` -> logits
+        (B, V) for the next one, equal to ``decode(prefix)[:, -1]`` but without
+        recomputing the earlier positions (``cache`` holds them and grows by one)."""
+        y = self.tgt_embedding(token[:, None]) * self.embedding_scale  # (B, 1, D)
+        y = self.positions(y, start=position)
+        for block, layer_cache in zip(self.decoder, cache):
+            y = block.step(y, layer_cache)
+        return self.output(self.decoder_norm(y))[:, 0]
+
     @torch.no_grad()
     def greedy_decode(self, src: torch.Tensor, max_len: int = 40) -> torch.Tensor:
         """Generate one token at a time, always the most likely, from <bos> until every
         sentence has produced <eos> (or ``max_len`` tokens). Returns (B, L) ids without
-        <bos>, padded with <pad> after each sentence's <eos>."""
+        <bos>, padded with <pad> after each sentence's <eos>. Uses the key-value cache."""
         c = self.config
         memory, src_real = self.encode(src)
+        cache = self.start_cache(memory, src_real)
         batch = src.shape[0]
         tokens = torch.full((batch, 1), c.bos_id, dtype=torch.long, device=src.device)
         done = torch.zeros(batch, dtype=torch.bool, device=src.device)
         for step in range(min(max_len, c.max_len - 1)):
-            logits = self._decode(tokens, memory, src_real)[:, -1]  # (B, V)
+            logits = self.decode_step(tokens[:, -1], step, cache)  # (B, V)
             next_token = logits.argmax(-1).masked_fill(done, c.pad_id)
             tokens = torch.cat([tokens, next_token[:, None]], dim=1)
             done |= next_token == c.eos_id
@@ -416,7 +504,7 @@ class Seq2SeqTransformer(nn.Module):
         memory, src_real = self.encode(src)
         batch, k = src.shape[0], beam_size
         memory = memory.repeat_interleave(k, dim=0)  # (B*K, S, D)
-        src_real = src_real.repeat_interleave(k, dim=0)
+        cache = self.start_cache(memory, src_real.repeat_interleave(k, dim=0))
         tokens = torch.full(
             (batch * k, 1), c.bos_id, dtype=torch.long, device=src.device
         )
@@ -425,7 +513,7 @@ class Seq2SeqTransformer(nn.Module):
         lengths = torch.zeros(batch, k, device=src.device)  # tokens incl. <eos>
         done = torch.zeros(batch, k, dtype=torch.bool, device=src.device)
         for step in range(min(max_len, c.max_len - 1)):
-            logits = self._decode(tokens, memory, src_real)[:, -1]
+            logits = self.decode_step(tokens[:, -1], step, cache)
             log_probs = logits.log_softmax(-1)  # (B*K, V)
             vocab = log_probs.shape[-1]
             log_probs = log_probs.view(batch, k, vocab)
@@ -440,6 +528,7 @@ class Seq2SeqTransformer(nn.Module):
                 -1
             )
             tokens = torch.cat([tokens[rows], token.view(-1, 1)], dim=1)
+            cache = [layer_cache.follow_beams(rows) for layer_cache in cache]
             lengths = lengths.gather(1, parent) + (~done.gather(1, parent)).float()
             done = done.gather(1, parent) | (token == c.eos_id)
             if _time_to_look(step) and done.all():

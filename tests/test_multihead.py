@@ -228,9 +228,11 @@ def test_positional_encoding_is_a_buffer_that_moves_with_the_module():
 def test_positional_encoding_bad_inputs():
     module = attention.SinusoidalPositionalEncoding(8, max_len=10)
     with pytest.raises(
-        ValueError, match=r"the sequence has 11 tokens but the positional table only 10"
+        ValueError, match=r"reaches position 10 but the positional table has only 10"
     ):
         module(torch.zeros(1, 11, 8))
+    with pytest.raises(ValueError, match=r"reaches position 10 .* only 10 \(max_len\)"):
+        module(torch.zeros(1, 1, 8), start=10)
     with pytest.raises(ValueError, match="d_model=8"):
         module(torch.zeros(1, 3, 6))
     with pytest.raises(ValueError, match="d_model must be an even integer"):

@@ -167,6 +167,95 @@ def test_attention_maps_have_one_tensor_per_layer():
     assert [m.shape for m in maps["decoder_cross"]] == [(2, 4, 5, 6)] * 3
 
 
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_cached_decode_step_equals_decoding_the_whole_prefix(norm_first):
+    model = tiny_model(norm_first=norm_first, num_decoder_layers=3)
+    src = torch.randint(4, 11, (3, 6))
+    src[1, 4:] = 0  # padding in the source
+    tgt = torch.randint(4, 13, (3, 7))
+    tgt[:, 0] = 1
+    with torch.no_grad():
+        memory, src_real = model.encode(src)
+        full = model.decode(tgt, memory, src_real)  # (B, T, V)
+        cache = model.start_cache(memory, src_real)
+        stepped = torch.stack(
+            [model.decode_step(tgt[:, t], t, cache) for t in range(7)], dim=1
+        )
+    torch.testing.assert_close(stepped, full, atol=1e-5, rtol=1e-5)
+    assert [c.keys.shape for c in cache] == [(3, 4, 7, 8)] * 3  # (B, H, t, D/H)
+
+
+def uncached_greedy(model, src, max_len):
+    """Greedy decoding the slow way: decode the whole prefix again at every step."""
+    memory, src_real = model.encode(src)
+    tokens = torch.ones(len(src), 1, dtype=torch.long)
+    done = torch.zeros(len(src), dtype=torch.bool)
+    for _ in range(max_len):
+        next_token = model.decode(tokens, memory, src_real)[:, -1].argmax(-1)
+        next_token = next_token.masked_fill(done, 0)
+        tokens = torch.cat([tokens, next_token[:, None]], 1)
+        done |= next_token == 2
+    return tokens[:, 1:]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cached_greedy_decoding_equals_the_uncached_loop(seed):
+    model = tiny_model(seed)
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(4, 11, (8, 6), generator=g)
+    with torch.no_grad():
+        reference = uncached_greedy(model, src, max_len=12)
+    cached = model.greedy_decode(src, max_len=12)
+    width = cached.shape[1]
+    assert torch.equal(cached, reference[:, :width])
+    assert torch.all(reference[:, width:] == 0)  # only <pad> was dropped
+
+
+def uncached_beam_scores(model, src, beam_size, max_len):
+    """Beam search the slow way (the whole prefix decoded again at every step, one
+    sentence at a time, no length normalisation): the best log-probability per sentence."""
+    best = []
+    for sentence in src:
+        memory, src_real = model.encode(sentence[None])
+        beams = [([1], 0.0)]  # (tokens, log-probability)
+        finished = []
+        for _ in range(max_len):
+            prefixes = torch.tensor([tokens for tokens, _ in beams])
+            log_probs = model.decode(
+                prefixes,
+                memory.expand(len(beams), -1, -1),
+                src_real.expand(len(beams), -1),
+            )[:, -1].log_softmax(-1)
+            candidates = [
+                (tokens + [word], score + log_probs[i, word].item())
+                for i, (tokens, score) in enumerate(beams)
+                for word in range(log_probs.shape[1])
+            ]
+            candidates.sort(key=lambda c: -c[1])
+            beams = []
+            for tokens, score in candidates[: beam_size - len(finished)]:
+                (finished if tokens[-1] == 2 else beams).append((tokens, score))
+            if not beams:
+                break
+        best.append(max(score for _, score in finished + beams))
+    return torch.tensor(best)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cached_beam_search_finds_the_uncached_beams_best(seed):
+    model = tiny_model(seed)
+    with torch.no_grad():
+        model.output.bias[2] = -1e4  # no <eos>: every beam runs max_len steps
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(4, 11, (4, 5), generator=g)
+    with torch.no_grad():
+        expected = uncached_beam_scores(model, src, beam_size=3, max_len=6)
+        out = model.beam_search(src, beam_size=3, max_len=6, length_penalty=0.0)
+        tgt_in = torch.cat([torch.ones(len(out), 1, dtype=torch.long), out[:, :-1]], 1)
+        log_probs = model(src, tgt_in).log_softmax(-1).gather(2, out[..., None])
+    torch.testing.assert_close(log_probs.squeeze(-1).sum(-1), expected)
+
+
 def copy_task_model():
     """A model trained for a few seconds to copy its input: decoding must then work."""
     torch.manual_seed(0)
