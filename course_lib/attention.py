@@ -648,7 +648,9 @@ class MultiHeadAttention(nn.Module):
         Unchecked and without dropout: it is for decoding loops, which call it at every
         step on tensors they made themselves."""
         w_q = self.in_proj.weight[: self.d_model]
-        b_q = self.in_proj.bias[: self.d_model] if self.in_proj.bias is not None else None
+        b_q = (
+            self.in_proj.bias[: self.d_model] if self.in_proj.bias is not None else None
+        )
         q = _split_heads(F.linear(query, w_q, b_q), self.num_heads)
         mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
         return self.out_proj(_merge_heads(_attend_fused(q, keys, values, mask, 0.0)))

@@ -203,14 +203,18 @@ class DecoderBlock(nn.Module):
         (B, T) and (B, S), True at real tokens -> (B, T, D)."""
         y = _residual(
             y,
-            lambda h: self._self_attend(h, tgt_key_padding_mask, tgt_mask, need_weights),
+            lambda h: self._self_attend(
+                h, tgt_key_padding_mask, tgt_mask, need_weights
+            ),
             self.norm1,
             self.dropout1,
             self.norm_first,
         )
         y = _residual(
             y,
-            lambda h: self._cross_attend(h, memory, memory_key_padding_mask, need_weights),
+            lambda h: self._cross_attend(
+                h, memory, memory_key_padding_mask, need_weights
+            ),
             self.norm2,
             self.dropout2,
             self.norm_first,
