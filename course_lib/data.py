@@ -6,11 +6,12 @@ Nothing here touches the network in the quick profile. Every generator takes a
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.error import URLError
 
@@ -266,6 +267,8 @@ class TranslationTask:
     test_pairs: list[tuple[str, str]]
     src_vocab: Vocab
     tgt_vocab: Vocab
+    # harder held-out sentences, by kind (see make_number_translation)
+    hard_test_pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def encode_source(self, sentences: Sequence[str]) -> torch.Tensor:
         """Source sentences -> (B, S) ids ending in <eos>, padded."""
@@ -313,8 +316,30 @@ class TranslationTask:
     def __repr__(self) -> str:
         return (
             f"TranslationTask(train {len(self.train_pairs)}, valid {len(self.valid_pairs)}, "
-            f"test {len(self.test_pairs)}; vocab {len(self.src_vocab)} -> {len(self.tgt_vocab)})"
+            f"test {len(self.test_pairs)}"
+            + "".join(f", {kind} {len(p)}" for kind, p in self.hard_test_pairs.items())
+            + f"; vocab {len(self.src_vocab)} -> {len(self.tgt_vocab)})"
         )
+
+
+UNSEEN_ENDINGS = (215, 713, 918)  # a hundreds word with a teen: deux cent quinze ...
+LONGEST_TRAINING_TARGET = 13  # French words, hyphens included
+
+
+@functools.lru_cache(maxsize=None)
+def _french_length(n: int) -> int:
+    """Words (hyphens included) of num2words(n, lang="fr"), from the lengths of its
+    thousands and its remainder below 1000 (a test checks it against num2words)."""
+    from num2words import num2words
+
+    if n < 1000 or n >= 1_000_000:
+        return len(tokenize(num2words(n, lang="fr")))
+    thousands, rest = divmod(n, 1000)
+    return (
+        (0 if thousands == 1 else _french_length(thousands))  # "mille", not "un mille"
+        + 1
+        + (_french_length(rest) if rest else 0)
+    )
 
 
 def make_number_translation(
@@ -324,6 +349,7 @@ def make_number_translation(
     small_numbers: int = 1_000,
     n_valid: int = 500,
     seed: int = 0,
+    n_hard: int = 0,
 ) -> TranslationTask:
     """English number words -> French number words, e.g. "seventy-one" -> "soixante et onze".
 
@@ -331,6 +357,18 @@ def make_number_translation(
     below ``max_number``; it is shuffled and split into train, validation (for monitoring
     training) and test, so validation and test numbers are never seen in training.
     Vocabularies are built from the training sentences only. Needs ``num2words``.
+
+    Two kinds of number never enter the pool, so that ``n_hard`` > 0 can test them in
+    ``task.hard_test_pairs`` (up to ``n_hard`` sentences of each kind):
+
+    - ``"unseen combination"``: numbers ending in 215, 713 or 918 (``UNSEEN_ENDINGS``).
+      Training sees "deux cent", "sept cent", "quinze", "treize" ..., never these pairs.
+    - ``"longer output"``: French sentences longer than ``LONGEST_TRAINING_TARGET``
+      words (hyphens count), e.g. 97 797, "quatre-vingt-dix-sept mille sept cent
+      quatre-vingt-dix-sept"; 0.3 % of the numbers below 100 000.
+
+    A third kind lies outside the pool's range: ``"beyond the range"``, numbers from
+    ``max_number`` to ``10 * max_number`` (and of neither kind above).
     """
     from num2words import num2words
 
@@ -339,32 +377,65 @@ def make_number_translation(
         raise ValueError(
             f"n_train + n_valid + n_test ({total}) must not exceed max_number ({max_number})"
         )
-    if n_train < 1 or n_test < 1 or n_valid < 0:
+    if n_train < 1 or n_test < 1 or n_valid < 0 or n_hard < 0:
         raise ValueError(
-            f"n_train and n_test must be positive and n_valid >= 0; got {n_train}, {n_test}, {n_valid}"
+            "n_train and n_test must be positive, n_valid and n_hard >= 0; got "
+            f"{n_train}, {n_test}, {n_valid}, {n_hard}"
         )
     generator = torch.Generator().manual_seed(seed)
+
+    def kind(n: int) -> str:
+        if n % 1000 in UNSEEN_ENDINGS:
+            return "unseen combination"
+        if _french_length(n) > LONGEST_TRAINING_TARGET:
+            return "longer output"
+        return "beyond the range" if n >= max_number else "ordinary"
+
+    def shuffled(low: int, high: int) -> list[int]:
+        return (torch.randperm(high - low, generator=generator) + low).tolist()
+
     small = list(range(min(small_numbers, max_number)))
-    large = (
-        torch.randperm(max_number - len(small), generator=generator) + len(small)
-    ).tolist()
-    pool = small + large[: max(0, total - len(small))]
-    pool = [pool[i] for i in torch.randperm(len(pool), generator=generator).tolist()][
-        :total
-    ]
+    numbers = [n for n in small if kind(n) == "ordinary"]
+    hard: dict[str, list[int]] = {
+        "unseen combination": [],
+        "longer output": [],
+        "beyond the range": [],
+    }
+    for n in shuffled(len(small), max_number):
+        k = kind(n)
+        if k == "ordinary":
+            if len(numbers) < total:
+                numbers.append(n)
+        elif len(hard[k]) < n_hard:
+            hard[k].append(n)
+        if len(numbers) == total and all(
+            len(hard[k]) == n_hard for k in ("unseen combination", "longer output")
+        ):
+            break
+    if len(numbers) < total:
+        raise ValueError(
+            f"only {len(numbers)} numbers below max_number={max_number} are of the "
+            f"ordinary kind; ask for fewer than n_train + n_valid + n_test = {total}"
+        )
+    if n_hard:
+        beyond = (n for n in shuffled(max_number, 10 * max_number))
+        while len(hard["beyond the range"]) < n_hard:
+            n = next(beyond)
+            if kind(n) == "beyond the range":
+                hard["beyond the range"].append(n)
 
     def pairs(numbers: list[int]) -> list[tuple[str, str]]:
         return [(num2words(n, lang="en"), num2words(n, lang="fr")) for n in numbers]
 
-    train_pairs = pairs(pool[:n_train])
-    valid_pairs = pairs(pool[n_train : n_train + n_valid])
-    test_pairs = pairs(pool[n_train + n_valid :])
+    numbers = [numbers[i] for i in torch.randperm(total, generator=generator).tolist()]
+    train_pairs = pairs(numbers[:n_train])
     return TranslationTask(
         train_pairs,
-        valid_pairs,
-        test_pairs,
+        pairs(numbers[n_train : n_train + n_valid]),
+        pairs(numbers[n_train + n_valid :]),
         Vocab(tokenize(s) for s, _ in train_pairs),
         Vocab(tokenize(t) for _, t in train_pairs),
+        {k: pairs(v) for k, v in hard.items()} if n_hard else {},
     )
 
 

@@ -402,6 +402,45 @@ def test_number_translation_data():
         data.make_number_translation(n_train=90, n_test=20, n_valid=0, max_number=100)
 
 
+def test_the_hard_test_kinds_are_kept_out_of_training():
+    from num2words import num2words
+
+    task = data.make_number_translation(
+        n_train=2000, n_test=100, n_valid=50, max_number=100_000, n_hard=30, seed=1
+    )
+    hard = task.hard_test_pairs
+    assert {k: len(v) for k, v in hard.items()} == {
+        "unseen combination": 30,
+        "longer output": 30,
+        "beyond the range": 30,
+    }
+    seen = task.train_pairs + task.valid_pairs + task.test_pairs
+    longest = max(len(data.tokenize(t)) for _, t in seen)
+    assert longest <= data.LONGEST_TRAINING_TARGET
+    assert all(len(data.tokenize(t)) > longest for _, t in hard["longer output"])
+    endings = {
+        num2words(n) for n in data.UNSEEN_ENDINGS
+    }  # "seven hundred and thirteen"
+    assert not any(s.endswith(tuple(endings)) for s, _ in seen)
+    assert all(s.endswith(tuple(endings)) for s, _ in hard["unseen combination"])
+    for english, _ in hard[
+        "beyond the range"
+    ]:  # 100 000 and more: "... hundred ... thousand"
+        assert "hundred" in english.split(" thousand")[0], english
+    assert (
+        len({p for pairs in hard.values() for p in pairs} | set(seen)) == len(seen) + 90
+    )
+
+
+@pytest.mark.parametrize(
+    "n", [0, 1, 17, 80, 100, 201, 1000, 1001, 80_080, 97_797, 999_999]
+)
+def test_french_length_counts_the_words_of_num2words(n):
+    from num2words import num2words
+
+    assert data._french_length(n) == len(data.tokenize(num2words(n, lang="fr")))
+
+
 def test_warmup_cosine_schedule():
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
     cosine = train.warmup_cosine(opt, warmup_steps=2, total_steps=10)
