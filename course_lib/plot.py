@@ -15,7 +15,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["use_style", "show_heatmaps", "plot_lines", "draw_boxes", "show_detections"]
+__all__ = [
+    "use_style",
+    "show_heatmaps",
+    "plot_lines",
+    "draw_boxes",
+    "show_detections",
+    "transformer_diagram",
+]
 
 ATTENTION_CMAP = "Reds"
 
@@ -266,4 +273,101 @@ def show_detections(
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def transformer_diagram() -> plt.Figure:
+    """Chapter 4's picture of the encoder--decoder Transformer, its 8 steps numbered."""
+    fig, ax = plt.subplots(figsize=(9.5, 6.2))
+    ax.set(xlim=(0, 10), ylim=(0, 10))
+    ax.axis("off")
+
+    def box(x, y, width, text, color, height=0.7):
+        corner = (x - width / 2, y - height / 2)
+        ax.add_patch(plt.Rectangle(corner, width, height, fc=color, ec="0.35", lw=1))
+        ax.text(x, y, text, ha="center", va="center", fontsize=9)
+
+    def arrow(x0, y0, x1, y1, **style):
+        style = dict(arrowstyle="->", color="0.3", lw=1.2) | style
+        ax.annotate("", (x1, y1), (x0, y0), arrowprops=style)
+
+    def step(x, y, n):
+        circle = dict(boxstyle="circle,pad=0.25", fc="#c0392b", ec="none")
+        ax.text(
+            x,
+            y,
+            str(n),
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="white",
+            bbox=circle,
+        )
+
+    def stack(x, width, top, label, layers, numbers):
+        """A dashed "× N" frame around the blocks; inputs at y = 1 and 2.2."""
+        ax.add_patch(
+            plt.Rectangle(
+                (x - width / 2 - 0.2, 3.0),
+                width + 0.4,
+                top - 3.0,
+                fc="#f4f4f4",
+                ec="0.6",
+                ls="--",
+            )
+        )
+        ax.text(x - width / 2 - 0.05, top - 0.25, label, fontsize=9, color="0.3")
+        ys = [1.0, 2.2] + [3.8 + 1.5 * i for i in range(len(layers) - 2)]
+        for (text, color), y in zip(layers, ys):
+            box(x, y, width, text, color, 0.6 if y < 3 else 0.7)
+        for y0, y1 in zip(ys, ys[1:]):
+            arrow(x, y0 + (0.3 if y0 < 3 else 0.35), x, y1 - (0.3 if y1 < 3 else 0.35))
+        for y, n in zip(ys[1:], numbers):
+            step(x - width / 2 - 0.45, y, n)
+        return ys[-1]
+
+    attention, ffn, embed = "#fff7bc", "#e5f5e0", "#fde0dd"
+    top = stack(
+        2.3,
+        3.0,
+        7.3,
+        "encoder × N",
+        [
+            ("source: seventy - one <eos>", "#deebf7"),
+            ("embedding × √d + positions", embed),
+            ("multi-head self-attention\n+ add & norm", attention),
+            ("feed-forward\n+ add & norm", ffn),
+        ],
+        [1, 2, 3],
+    )
+    arrow(2.3, top + 0.35, 2.3, 7.9)
+    box(2.3, 8.2, 2.0, "memory", "#d9d9d9", 0.55)
+    top = stack(
+        7.5,
+        3.4,
+        8.4,
+        "decoder × N",
+        [
+            ("target so far: <bos> soixante et", "#deebf7"),
+            ("embedding × √d + positions", embed),
+            ("masked multi-head self-attention\n+ add & norm", attention),
+            ("cross-attention (Q: decoder,\nK, V: memory) + add & norm", "#fdd0a2"),
+            ("feed-forward\n+ add & norm", ffn),
+        ],
+        [4, 5, 6, 7],
+    )
+    box(7.5, 9.0, 3.4, "linear + softmax → next word: onze", "#c7e9c0", 0.6)
+    arrow(7.5, top + 0.35, 7.5, 8.7)
+    arrow(3.3, 8.2, 5.9, 5.45)  # the memory feeds every cross-attention
+    arrow(9.55, 9.0, 9.55, 1.0, color="#c0392b", connectionstyle="arc3,rad=-0.3")
+    ax.text(
+        9.85,
+        5.0,
+        "append,\nrepeat\nuntil\n<eos>",
+        fontsize=8,
+        color="#c0392b",
+        ha="center",
+    )
+    step(5.35, 9.0, 7)
+    step(9.55, 9.6, 8)
     return fig

@@ -1,6 +1,6 @@
 """Measure the reference ranges behind ``course_lib.on_track``.
 
-    python -m tools.reference_ranges [--seeds 0 1 2] [notebook stems ...]
+    python -m tools.reference_ranges [--seeds 0 1 2] [--keep DIR] [notebook stems ...]
 
 Executes the chosen notebooks (default: all) in the quick profile once per seed
 (``COURSE_SEED``), one after another, collects the headline numbers each records,
@@ -48,6 +48,10 @@ HEADLINES: dict[str, dict[str, tuple[str, str]]] = {
     "04_transformer": {
         "test_exact_match": ("test exact match", "higher"),
         "test_bleu": ("test BLEU", "higher"),
+        "test_exact_match_hard": (
+            "exact match on the hard test (kinds kept out of training)",
+            "higher",
+        ),
     },
     "05_vision_transformer": {
         "test_accuracy": ("ViT test accuracy", "higher"),
@@ -115,6 +119,11 @@ def main(argv: list[str]) -> int:
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="also copy every seed's recorded results (all metrics) to KEEP/seed-N/",
+    )
     parser.add_argument("stems", nargs="*", help="notebook stems (default: all)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.stems) - set(HEADLINES))
@@ -128,6 +137,9 @@ def main(argv: list[str]) -> int:
         for seed, folder in per_seed.items():
             run_seed(seed, book, stems, folder)
         measured = ranges(per_seed, stems)
+        if args.keep:
+            for folder in per_seed.values():
+                shutil.copytree(folder, args.keep / folder.name, dirs_exist_ok=True)
     stored = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else {"notebooks": {}}
     stored["notebooks"] = {**stored.get("notebooks", {}), **measured}
     stored.update(
