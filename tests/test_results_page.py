@@ -1,10 +1,11 @@
 """The results page is generated from what the chapters record."""
 
 import json
+import re
 from pathlib import Path
 
 import course_lib
-from tools import results_page
+from tools import quantities, results_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,13 +43,16 @@ def test_results_page_shows_every_recorded_number_machine_and_benchmark(
     assert (
         "[1. Attention cues and attention pooling](01_attention_pooling.ipynb)" in page
     )
-    assert (
-        "| `mse_parametric` | 0.2981 |" in page and "| `train_seconds` | 1.25 |" in page
-    )
-    assert "| `sweep` | [0.9139, 0.95] |" in page
+    label, _, check = quantities.QUANTITIES["01_attention_pooling"]["mse_parametric"]
+    stored = results_page.REFERENCE_RANGES["01_attention_pooling"]["mse_parametric"]
+    assert f"| **Headline** | | | |\n| {label} | 0.2981 | {check} | " in page
+    assert f"{stored['min']:.4g} to {stored['max']:.4g} |" in page  # seeds 0-2
+    assert "| **Time and size** | | | |\n| training time (s) | 1.25 |" in page
+    assert "| **Other** | | | |\n| `sweep` | [0.9139, 0.95] | | |" in page
     assert "quick profile" in page and "seed 3" in page
     assert f"{course_lib._machine()['cpu_count']} cores" in page
     assert "| no mask | 12.50 | 15.00 | 0.83× |" in page
+    assert "no mask: 12.5 ms against 15.0 ms, ours was 17% faster" in page
 
 
 def test_full_profile_column_says_not_measured_until_a_gpu_run_is_committed(
@@ -67,7 +71,10 @@ def test_full_profile_column_says_not_measured_until_a_gpu_run_is_committed(
     course_lib.setup(profile="full", seed=0, verbose=False)
     course_lib.record("04_transformer", test_exact_match=0.875, train_seconds=900.0)
     page = results_page.render(quick, full_dir=full)
-    assert "not measured yet" not in page and "| `test_exact_match` | 0.875 |" in page
+    assert (
+        "not measured yet" not in page
+        and "| test exact match, greedy | 0.875 |" in page
+    )
 
 
 def test_a_corrupt_or_foreign_results_file_is_reported_not_shown(tmp_path):
@@ -120,3 +127,24 @@ def test_glossary_links_point_at_existing_sections():
             if line.startswith("#")
         ]
         assert anchor in {default_slugify(h) for h in headings}, (notebook, anchor)
+
+
+def _hidden_cell(stem: str) -> str:
+    cells = json.loads((ROOT / "book" / f"{stem}.ipynb").read_text())["cells"]
+    (cell,) = [c for c in cells if "course_lib.record(" in "".join(c["source"])]
+    return "".join(cell["source"])
+
+
+def test_every_labelled_quantity_is_recorded_and_every_check_is_asserted():
+    for stem, table in quantities.QUANTITIES.items():
+        hidden = _hidden_cell(stem)
+        for metric, (_label, group, check) in table.items():
+            assert group in quantities.GROUPS, (stem, metric, group)
+            assert f"{metric}=" in hidden, f"{stem} does not record {metric}"
+            for number in re.findall(r"\d+(?:\.\d+)?(?:e-?\d+)?", check):
+                assert number in hidden, (
+                    f"{stem}: the results page says {metric} is asserted {check!r}, "
+                    f"but {number} is not in the chapter's hidden cell"
+                )
+        headline = [m for m, (_, g, _) in table.items() if g == quantities.HEADLINE]
+        assert headline, f"{stem} has no headline quantity"

@@ -23,8 +23,13 @@ import re
 import sys
 from pathlib import Path
 
+from tools import quantities
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
+REFERENCE_RANGES = json.loads(
+    (ROOT / "course_lib" / "reference_ranges.json").read_text()
+)["notebooks"]
 FULL_RESULTS = ROOT / "results" / "full"
 BENCHMARK = "benchmark_mha.json"
 # quick profile, CI's 2-core CPU: the most `train_seconds` a chapter may record
@@ -118,19 +123,60 @@ def _full_profile(stem: str, full_dir: Path) -> str:
     return f"measured on {gpu}, {record.get('finished', '?')[:10]} (below)"
 
 
+def _reference_range(stem: str, metric: str) -> str:
+    stored = REFERENCE_RANGES.get(stem, {}).get(metric)
+    if not stored:
+        return ""
+    low, high = _value(stored["min"]), _value(stored["max"])
+    return low if low == high else f"{low} to {high}"
+
+
 def _record_section(r: dict, heading: str) -> list[str]:
-    """A chapter's heading, where and how it was recorded, and a table of its numbers."""
+    """A chapter's heading, where and how it was recorded, and its numbers: labelled and
+    grouped (headline, comparisons, checks, time), each with what the chapter asserts
+    about it and, for the headline, the range of the reference runs."""
+    stem = r["notebook"]
+    known = quantities.QUANTITIES.get(stem, {})
     lines = [
-        f"{heading} {_title(r['notebook'])}",
+        f"{heading} {_title(stem)}",
         "",
         f"Recorded {r.get('finished', '?')}, {r.get('profile', '?')} profile, "
         f"seed {r.get('seed', '?')}, {_machine(r.get('machine', {}))}.",
         "",
-        "| Quantity | Value |",
-        "|---|---|",
+        "| Quantity | This build | Asserted (quick profile) | Reference runs, seeds 0–2 |",
+        "|---|---|---|---|",
     ]
-    lines += [f"| `{name}` | {_value(value)} |" for name, value in r["metrics"].items()]
+    metrics = r["metrics"]
+    for group, title in quantities.GROUPS.items():
+        rows = [
+            (name, value)
+            for name, value in metrics.items()
+            if name in known and known[name][1] == group
+        ]
+        if rows:
+            lines.append(f"| **{title}** | | | |")
+        for name, value in rows:
+            label, _, check = known[name]
+            lines.append(
+                f"| {label} | {_value(value)} | {check} | "
+                f"{_reference_range(stem, name)} |"
+            )
+    others = [(n, v) for n, v in metrics.items() if n not in known]
+    if others:
+        lines.append("| **Other** | | | |")
+        lines += [f"| `{name}` | {_value(value)} | | |" for name, value in others]
     return [*lines, ""]
+
+
+def _benchmark_in_words(row: dict) -> str:
+    ours, theirs = row["course_lib_ms"], row["torch_ms"]
+    if ours < theirs:
+        verdict = f"ours was {1 - ours / theirs:.0%} faster"
+    elif ours > theirs:
+        verdict = f"PyTorch's was {1 - theirs / ours:.0%} faster"
+    else:
+        verdict = "they took the same time"
+    return f"{row['case']}: {ours:.1f} ms against {theirs:.1f} ms, {verdict}"
 
 
 def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
@@ -195,6 +241,12 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
             f"| {row['case']} | {row['course_lib_ms']:.2f} | {row['torch_ms']:.2f} | "
             f"{row['ratio']:.2f}× |"
             for row in b["rows"]
+        ]
+        lines += [
+            "",
+            "In words, in this build: "
+            + "; ".join(_benchmark_in_words(row) for row in b["rows"])
+            + ". Timings on a shared machine move by tens of percent from run to run.",
         ]
     else:
         lines.append("*The benchmark did not run in this build.*")
