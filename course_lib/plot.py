@@ -22,6 +22,9 @@ __all__ = [
     "draw_boxes",
     "show_detections",
     "transformer_diagram",
+    "vit_diagram",
+    "detr_diagram",
+    "moco_diagram",
 ]
 
 ATTENTION_CMAP = "Reds"
@@ -276,20 +279,44 @@ def show_detections(
     return fig
 
 
+def _canvas(width: float, height: float, size: tuple[float, float]):
+    fig, ax = plt.subplots(figsize=size)
+    ax.set(xlim=(0, width), ylim=(0, height))
+    ax.axis("off")
+    return fig, ax
+
+
+def _box(ax, x, y, width, text, color, height=0.7, size=9):
+    """A labelled box centred at (x, y)."""
+    corner = (x - width / 2, y - height / 2)
+    ax.add_patch(plt.Rectangle(corner, width, height, fc=color, ec="0.35", lw=1))
+    ax.text(x, y, text, ha="center", va="center", fontsize=size)
+
+
+def _arrow(ax, x0, y0, x1, y1, **style):
+    style = dict(arrowstyle="->", color="0.3", lw=1.2) | style
+    ax.annotate("", (x1, y1), (x0, y0), arrowprops=style)
+
+
+def _frame(ax, x0, y0, x1, y1, label):
+    """A dashed frame around a stack of blocks, labelled at its top left."""
+    ax.add_patch(
+        plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fc="#f4f4f4", ec="0.6", ls="--")
+    )
+    ax.text(x0 + 0.15, y1 - 0.25, label, fontsize=9, color="0.3")
+
+
+ATTENTION_COLOR, FFN_COLOR, EMBED_COLOR, INPUT_COLOR = (
+    "#fff7bc",
+    "#e5f5e0",
+    "#fde0dd",
+    "#deebf7",
+)
+
+
 def transformer_diagram() -> plt.Figure:
     """Chapter 4's picture of the encoder--decoder Transformer, its 8 steps numbered."""
-    fig, ax = plt.subplots(figsize=(9.5, 6.2))
-    ax.set(xlim=(0, 10), ylim=(0, 10))
-    ax.axis("off")
-
-    def box(x, y, width, text, color, height=0.7):
-        corner = (x - width / 2, y - height / 2)
-        ax.add_patch(plt.Rectangle(corner, width, height, fc=color, ec="0.35", lw=1))
-        ax.text(x, y, text, ha="center", va="center", fontsize=9)
-
-    def arrow(x0, y0, x1, y1, **style):
-        style = dict(arrowstyle="->", color="0.3", lw=1.2) | style
-        ax.annotate("", (x1, y1), (x0, y0), arrowprops=style)
+    fig, ax = _canvas(10, 10, (9.5, 6.2))
 
     def step(x, y, n):
         circle = dict(boxstyle="circle,pad=0.25", fc="#c0392b", ec="none")
@@ -305,61 +332,52 @@ def transformer_diagram() -> plt.Figure:
         )
 
     def stack(x, width, top, label, layers, numbers):
-        """A dashed "× N" frame around the blocks; inputs at y = 1 and 2.2."""
-        ax.add_patch(
-            plt.Rectangle(
-                (x - width / 2 - 0.2, 3.0),
-                width + 0.4,
-                top - 3.0,
-                fc="#f4f4f4",
-                ec="0.6",
-                ls="--",
-            )
-        )
-        ax.text(x - width / 2 - 0.05, top - 0.25, label, fontsize=9, color="0.3")
+        """Input boxes at y = 1 and 2.2, then blocks 1.5 apart inside a "× N" frame."""
+        _frame(ax, x - width / 2 - 0.2, 3.0, x + width / 2 + 0.2, top, label)
         ys = [1.0, 2.2] + [3.8 + 1.5 * i for i in range(len(layers) - 2)]
         for (text, color), y in zip(layers, ys):
-            box(x, y, width, text, color, 0.6 if y < 3 else 0.7)
+            _box(ax, x, y, width, text, color, 0.6 if y < 3 else 0.7)
         for y0, y1 in zip(ys, ys[1:]):
-            arrow(x, y0 + (0.3 if y0 < 3 else 0.35), x, y1 - (0.3 if y1 < 3 else 0.35))
+            _arrow(
+                ax, x, y0 + (0.3 if y0 < 3 else 0.35), x, y1 - (0.3 if y1 < 3 else 0.35)
+            )
         for y, n in zip(ys[1:], numbers):
             step(x - width / 2 - 0.45, y, n)
         return ys[-1]
 
-    attention, ffn, embed = "#fff7bc", "#e5f5e0", "#fde0dd"
     top = stack(
         2.3,
         3.0,
         7.3,
         "encoder × N",
         [
-            ("source: seventy - one <eos>", "#deebf7"),
-            ("embedding × √d + positions", embed),
-            ("multi-head self-attention\n+ add & norm", attention),
-            ("feed-forward\n+ add & norm", ffn),
+            ("source: seventy - one <eos>", INPUT_COLOR),
+            ("embedding × √d + positions", EMBED_COLOR),
+            ("multi-head self-attention\n+ add & norm", ATTENTION_COLOR),
+            ("feed-forward\n+ add & norm", FFN_COLOR),
         ],
         [1, 2, 3],
     )
-    arrow(2.3, top + 0.35, 2.3, 7.9)
-    box(2.3, 8.2, 2.0, "memory", "#d9d9d9", 0.55)
+    _arrow(ax, 2.3, top + 0.35, 2.3, 7.9)
+    _box(ax, 2.3, 8.2, 2.0, "memory", "#d9d9d9", 0.55)
     top = stack(
         7.5,
         3.4,
         8.4,
         "decoder × N",
         [
-            ("target so far: <bos> soixante et", "#deebf7"),
-            ("embedding × √d + positions", embed),
-            ("masked multi-head self-attention\n+ add & norm", attention),
+            ("target so far: <bos> soixante et", INPUT_COLOR),
+            ("embedding × √d + positions", EMBED_COLOR),
+            ("masked multi-head self-attention\n+ add & norm", ATTENTION_COLOR),
             ("cross-attention (Q: decoder,\nK, V: memory) + add & norm", "#fdd0a2"),
-            ("feed-forward\n+ add & norm", ffn),
+            ("feed-forward\n+ add & norm", FFN_COLOR),
         ],
         [4, 5, 6, 7],
     )
-    box(7.5, 9.0, 3.4, "linear + softmax → next word: onze", "#c7e9c0", 0.6)
-    arrow(7.5, top + 0.35, 7.5, 8.7)
-    arrow(3.3, 8.2, 5.9, 5.45)  # the memory feeds every cross-attention
-    arrow(9.55, 9.0, 9.55, 1.0, color="#c0392b", connectionstyle="arc3,rad=-0.3")
+    _box(ax, 7.5, 9.0, 3.4, "linear + softmax → next word: onze", "#c7e9c0", 0.6)
+    _arrow(ax, 7.5, top + 0.35, 7.5, 8.7)
+    _arrow(ax, 3.3, 8.2, 5.9, 5.45)  # the memory feeds every cross-attention
+    _arrow(ax, 9.55, 9.0, 9.55, 1.0, color="#c0392b", connectionstyle="arc3,rad=-0.3")
     ax.text(
         9.85,
         5.0,
@@ -370,4 +388,172 @@ def transformer_diagram() -> plt.Figure:
     )
     step(5.35, 9.0, 7)
     step(9.55, 9.6, 8)
+    return fig
+
+
+def vit_diagram() -> plt.Figure:
+    """Chapter 5's ViT (the structure of the paper's Figure 1): patches, linear
+    projection, [class] token and position embeddings, a pre-LN encoder, a head."""
+    fig, ax = _canvas(10, 7, (9.5, 4.6))
+    # the image cut into 3 x 3 patches, then the sequence of patches
+    for i in range(3):
+        for j in range(3):
+            ax.add_patch(
+                plt.Rectangle(
+                    (0.3 + 0.45 * j, 1.6 + 0.45 * (2 - i)),
+                    0.42,
+                    0.42,
+                    fc="#c6dbef",
+                    ec="0.35",
+                )
+            )
+    ax.text(0.97, 1.25, "image → P × P patches", ha="center", fontsize=8)
+    _arrow(ax, 1.75, 2.3, 2.3, 1.3)
+    xs = [2.8 + 0.75 * k for k in range(10)]
+    for k, x in enumerate(xs):
+        if k == 0:
+            _box(ax, x, 1.0, 0.6, "[class]", "#fdd0a2", 0.5, size=7)
+        else:
+            ax.add_patch(
+                plt.Rectangle((x - 0.22, 0.78), 0.44, 0.44, fc="#c6dbef", ec="0.35")
+            )
+            ax.text(x, 1.0, str(k), ha="center", va="center", fontsize=7)
+        ax.text(
+            x,
+            1.62,
+            f"{k}",
+            ha="center",
+            fontsize=7,
+            color="#7f2704",
+            bbox=dict(boxstyle="round,pad=0.15", fc=EMBED_COLOR, ec="none"),
+        )
+        _arrow(ax, x, 1.85, x, 2.55, lw=0.8)
+    ax.text(xs[-1] + 0.55, 1.62, "+ position\nembeddings", fontsize=7, va="center")
+    ax.text(
+        xs[5],
+        0.35,
+        "flatten each patch, project with E (linear)",
+        ha="center",
+        fontsize=8,
+    )
+    _frame(ax, 2.3, 2.6, 9.9, 5.0, "Transformer encoder × L (pre-LN)")
+    _box(
+        ax,
+        6.1,
+        3.35,
+        7.0,
+        "LayerNorm → multi-head self-attention → + residual",
+        ATTENTION_COLOR,
+        0.55,
+    )
+    _box(ax, 6.1, 4.25, 7.0, "LayerNorm → MLP (GELU) → + residual", FFN_COLOR, 0.55)
+    _arrow(ax, 6.1, 3.63, 6.1, 3.97)
+    _arrow(ax, xs[0], 5.0, xs[0], 5.7)
+    _box(ax, xs[0] + 0.9, 6.1, 2.6, "LayerNorm → linear head\n→ class", "#c7e9c0", 0.7)
+    ax.text(
+        xs[0] + 2.4,
+        5.35,
+        "only the [class] token's output\nis read",
+        fontsize=8,
+        color="0.3",
+    )
+    return fig
+
+
+def detr_diagram() -> plt.Figure:
+    """Chapter 6's DETR: CNN backbone, positions, encoder, decoder fed by object queries,
+    and the class and box heads of every query."""
+    fig, ax = _canvas(10, 5, (9.5, 3.8))
+    _box(ax, 0.8, 2.5, 1.3, "image", INPUT_COLOR, 0.8)
+    _box(ax, 2.45, 2.5, 1.6, "CNN backbone\n+ 1×1 conv", "#c6dbef", 0.9)
+    _box(
+        ax,
+        4.25,
+        2.5,
+        1.6,
+        "feature map as\ntokens + 2-D sine\npositions",
+        EMBED_COLOR,
+        1.1,
+    )
+    _box(ax, 6.05, 2.5, 1.5, "Transformer\nencoder", ATTENTION_COLOR, 0.9)
+    _box(ax, 7.75, 2.5, 1.5, "Transformer\ndecoder", ATTENTION_COLOR, 0.9)
+    for x0, x1 in ((1.45, 1.65), (3.25, 3.45), (5.05, 5.3), (6.8, 7.0)):
+        _arrow(ax, x0, 2.5, x1, 2.5)
+    ax.text(6.9, 3.05, "memory", fontsize=7, ha="center", color="0.3")
+    for k in range(5):
+        x = 7.15 + 0.3 * k
+        ax.add_patch(
+            plt.Rectangle((x - 0.12, 0.55), 0.24, 0.4, fc="#fdd0a2", ec="0.35")
+        )
+    ax.text(7.75, 0.2, "N object queries (learned)", ha="center", fontsize=8)
+    _arrow(ax, 7.75, 1.0, 7.75, 2.03)
+    for k, y in enumerate((4.4, 3.85, 3.3)):
+        _arrow(ax, 8.5, 2.6 + 0.1 * k, 8.85, y, lw=0.8)
+        _box(
+            ax,
+            9.35,
+            y,
+            1.0,
+            "class, box" if k < 2 else "∅ (no object)",
+            "#c7e9c0",
+            0.42,
+            size=7,
+        )
+    ax.text(
+        9.35, 2.75, "one prediction\nper query", ha="center", fontsize=7, color="0.3"
+    )
+    return fig
+
+
+def moco_diagram() -> plt.Figure:
+    """Chapter 7's MoCo: two views, the query encoder, the momentum key encoder, the
+    queue of negative keys, and InfoNCE over the positive and the queue."""
+    fig, ax = _canvas(10, 5, (9.5, 3.8))
+    _box(ax, 0.9, 3.6, 1.5, "view 1 of x", INPUT_COLOR, 0.6)
+    _box(ax, 0.9, 1.4, 1.5, "view 2 of x", INPUT_COLOR, 0.6)
+    _box(
+        ax,
+        3.0,
+        3.6,
+        2.3,
+        "query encoder $f_q$\n(trained by gradient)",
+        ATTENTION_COLOR,
+        0.8,
+    )
+    _box(
+        ax, 3.0, 1.4, 2.3, "key encoder $f_k$\n(momentum, no gradient)", "#fdd0a2", 0.8
+    )
+    _arrow(ax, 1.65, 3.6, 1.85, 3.6)
+    _arrow(ax, 1.65, 1.4, 1.85, 1.4)
+    _arrow(ax, 3.0, 3.2, 3.0, 1.8, color="#c0392b", ls="--")
+    ax.text(
+        3.1,
+        2.5,
+        r"$\theta_k \leftarrow m\,\theta_k + (1 - m)\,\theta_q$",
+        fontsize=9,
+        color="#c0392b",
+    )
+    _box(ax, 5.1, 3.6, 0.9, "q", "white", 0.5)
+    _box(ax, 5.1, 1.4, 0.9, "k₊", "white", 0.5)
+    _arrow(ax, 4.15, 3.6, 4.65, 3.6)
+    _arrow(ax, 4.15, 1.4, 4.65, 1.4)
+    for k in range(6):
+        ax.add_patch(
+            plt.Rectangle((6.2 + 0.3 * k, 0.55), 0.26, 0.5, fc="#d9d9d9", ec="0.35")
+        )
+    ax.text(7.05, 0.2, "queue of K negative keys", ha="center", fontsize=8)
+    _arrow(ax, 5.55, 1.3, 6.15, 0.85, lw=0.8)
+    ax.text(5.2, 0.95, "enqueue", fontsize=7, color="0.3")
+    _box(
+        ax,
+        8.4,
+        2.5,
+        2.6,
+        "InfoNCE: pick k₊ among\nk₊ and the queue\n(softmax of q·k / τ)",
+        "#c7e9c0",
+        1.0,
+    )
+    _arrow(ax, 5.55, 3.5, 7.1, 2.8)
+    _arrow(ax, 5.55, 1.5, 7.1, 2.3)
+    _arrow(ax, 7.8, 1.05, 8.1, 1.95)
     return fig

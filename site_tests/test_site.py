@@ -4,7 +4,8 @@ Every page loads without script errors and without any request leaving localhost
 the HTML folder also works offline), every image loads, every figure an executed
 notebook produced is on its page with a caption, the maths is typeset by the local
 MathJax, the Colab and download buttons point at the right notebook, solutions start
-collapsed, internal links and anchors resolve, and the search finds "attention".
+collapsed, no printed output is wider than the page, internal links and anchors
+resolve, and the search finds "attention".
 Full-page screenshots of every page go to ``_book/screenshots``.
 """
 
@@ -104,6 +105,22 @@ def test_page_renders_completely(page, base_url, page_name):
             " && i.closest('figure').querySelector('figcaption').textContent.trim().length > 10)).length"
         )
         assert uncaptioned == 0, f"{uncaptioned} figures without a caption"
+
+
+@pytest.mark.parametrize("page_name", chapter_pages())
+def test_printed_output_fits_the_page(page, base_url, page_name):
+    """No output block scrolls sideways: a reader sees every printed line whole."""
+    open_page(page, base_url, f"{page_name}.html")
+    too_wide = page.evaluate(
+        "() => Array.from(document.querySelectorAll('div.cell_output pre'))"
+        ".filter(e => e.scrollWidth > e.clientWidth + 1)"
+        ".map(e => e.textContent.split('\\n')"
+        ".reduce((a, b) => (b.length > a.length ? b : a), ''))"
+    )
+    assert too_wide == [], (
+        f"{len(too_wide)} output blocks wider than the page; their longest lines: "
+        f"{too_wide}"
+    )
 
 
 @pytest.mark.parametrize("page_name", chapter_pages())
