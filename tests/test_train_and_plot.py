@@ -238,3 +238,26 @@ def test_plot_lines_checks_shapes():
     with pytest.raises(ValueError, match="curve 'c' has shape"):
         plot.plot_lines([1, 2, 3], {"c": [1, 2]})
     plt.close("all")
+
+
+@pytest.mark.parametrize(
+    "diagram, words",
+    [
+        ("transformer_diagram", ["encoder × N", "decoder × N", "memory"]),
+        ("vit_diagram", ["[class]", "position\nembeddings"]),
+        ("detr_diagram", ["N object queries (learned)", "∅ (no object)"]),
+        ("moco_diagram", ["queue of K negative keys", "view 2 of x"]),
+    ],
+)
+def test_architecture_diagrams_draw_their_parts_inside_the_axes(diagram, words):
+    fig = getattr(plot, diagram)()
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    for word in words:
+        assert any(word in t for t in texts), (word, texts)
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    for patch in ax.patches:  # every box is on the canvas
+        box = patch.get_bbox()
+        assert x0 <= box.x0 and box.x1 <= x1 and y0 <= box.y0 and box.y1 <= y1, patch
+    plt.close(fig)
