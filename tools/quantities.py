@@ -326,6 +326,43 @@ QUANTITIES: dict[str, dict[str, tuple[str, str, str]]] = {
             COMPARISON,
             "",
         ),
+        "queue_sizes": ("queue sizes of the sweep", COMPARISON, ""),
+        "knn_accuracy_by_queue_size": (
+            "kNN accuracy along the queue sweep",
+            COMPARISON,
+            "",
+        ),
+        "knn_accuracy_no_shuffle_bn": (
+            "kNN accuracy without the key shuffle",
+            COMPARISON,
+            "",
+        ),
+        "pretext_accuracy": ("final pretext accuracy", COMPARISON, ""),
+        "pretext_accuracy_no_shuffle_bn": (
+            "final pretext accuracy without the key shuffle",
+            COMPARISON,
+            "",
+        ),
+        "supervised_test_accuracy": (
+            "the same CNN trained with all labels",
+            COMPARISON,
+            "",
+        ),
+        "label_efficiency_labels_per_class": (
+            "labels per class of the label-efficiency curve",
+            COMPARISON,
+            "",
+        ),
+        "label_efficiency_moco_probe": (
+            "few labels: linear probe on MoCo features",
+            COMPARISON,
+            "",
+        ),
+        "label_efficiency_supervised": (
+            "few labels: the CNN trained from scratch",
+            COMPARISON,
+            "",
+        ),
         "train_seconds": TRAIN_SECONDS,
     },
 }
