@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from ._checks import plain_value
+from ._text import fill
 from .references import on_track
 
 __all__ = ["Config", "setup", "record", "on_track", "SMOKE_STEPS"]
@@ -206,14 +207,14 @@ def setup(
         smoke=smoke,
     )
     if verbose:
-        print(
-            f"course_lib {__version__}: {profile} profile ({why}), seed {seed}, "
-            f"device {device_}, torch {torch.__version__}"
-        )
+        print(f"course_lib {__version__}: {profile} profile ({why}), seed {seed}")
+        print(f"device {device_}, torch {torch.__version__}")
         if smoke:
             print(
-                f"smoke run (COURSE_SMOKE=1): tiny data, every training loop stops after "
-                f"{SMOKE_STEPS} steps; the numbers below mean nothing"
+                fill(
+                    "smoke run (COURSE_SMOKE=1): tiny data, every training loop stops "
+                    f"after {SMOKE_STEPS} steps; the numbers below mean nothing"
+                )
             )
     return _CONFIG
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ._checks import plain_number
+from ._text import fill
 
 __all__ = ["on_track", "reference_ranges", "verdict"]
 
@@ -82,8 +83,10 @@ def on_track(notebook: str, profile: str | None = None, **metrics: float) -> boo
         )
     if profile != stored["profile"]:
         print(
-            f"No reference runs exist for the {profile} profile yet (only for "
-            f"{stored['profile']}): nothing to compare with."
+            fill(
+                f"No reference runs exist for the {profile} profile yet (only for "
+                f"{stored['profile']}): nothing to compare with."
+            )
         )
         return False
     results = [
@@ -96,12 +99,15 @@ def on_track(notebook: str, profile: str | None = None, **metrics: float) -> boo
     else:
         print(f"Not where the reference runs were (seeds {seeds}):")
     for ok, sentence in results:
-        print(f"  {'✓' if ok else '✗'} {sentence}")
+        print(fill(f"{'✓' if ok else '✗'} {sentence}", indent="  "))
     if not all(ok for ok, _ in results):
         print(
-            "  What to check: run the notebook from the top in a fresh kernel "
-            "(Runtime > Restart and run all), without changing HP; an exercise "
-            "solution run out of order, or an edited cell, can change the training. "
-            "If it still differs, tell us your machine and COURSE_SEED."
+            fill(
+                "What to check: run the notebook from the top in a fresh kernel "
+                "(Runtime > Restart and run all), without changing HP; an exercise "
+                "solution run out of order, or an edited cell, can change the "
+                "training. If it still differs, tell us your machine and COURSE_SEED.",
+                indent="  ",
+            )
         )
     return all(ok for ok, _ in results)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._text import fill
 from ._core import NOT_ATTEMPTED, RESULTS
 
 __all__ = ["Prediction", "PREDICTIONS", "predict", "reveal"]
@@ -87,14 +88,16 @@ def reveal(prediction_id: str, my_prediction: str | None, outcome: str) -> bool:
             f"the run shows {_choice(prediction, outcome)}."
         )
     if outcome == prediction.answer:
-        lines.append(f"  Why: {prediction.why}")
+        lines.append(f"Why: {prediction.why}")
     else:
         lines.append(
-            f"  This run differs from what the text explains, "
+            f"This run differs from what the text explains, "
             f"{_choice(prediction, prediction.answer)}: check that the cells above ran "
             "in order with the chapter's settings."
         )
-    print("\n".join(lines))
+    print(
+        "\n".join(fill(line, indent="  " if i else "") for i, line in enumerate(lines))
+    )
     matched = my_prediction == outcome
     RESULTS[prediction_id] = (
         NOT_ATTEMPTED if my_prediction is None else "passed" if matched else "failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._text import WIDTH, fill, shorten
 from ._core import EXERCISES, NOT_ATTEMPTED, RESULTS
 from ._predictions import PREDICTIONS
 
@@ -25,12 +26,14 @@ def progress(chapter: str | None = None) -> dict[str, str]:
     }
     counts = {s: list(status.values()).count(s) for s in _MARKS}
     print(
-        f"{'This chapter' if chapter else 'The book'}: {counts['passed']} passed, "
-        f"{counts['failed']} not yet right, {counts[NOT_ATTEMPTED]} not attempted."
+        fill(
+            f"{'This chapter' if chapter else 'The book'}: {counts['passed']} passed, "
+            f"{counts['failed']} not yet right, {counts[NOT_ATTEMPTED]} not attempted."
+        )
     )
     for item in items:
         if item.id in status:
             title = getattr(item, "title", None) or f"prediction: {item.question}"
-            title = title if len(title) <= 72 else title[:71] + "…"
-            print(f"  {_MARKS[status[item.id]]} {item.id}: {title}")
+            line = f"  {_MARKS[status[item.id]]} {item.id}: {title}"
+            print(shorten(line, WIDTH))
     return status
