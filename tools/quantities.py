@@ -337,9 +337,9 @@ QUANTITIES: dict[str, dict[str, tuple[str, str, str]]] = {
             COMPARISON,
             "",
         ),
-        "pretext_accuracy": ("final pretext accuracy", COMPARISON, ""),
+        "pretext_accuracy_last_50": ("pretext accuracy, last 50 steps", COMPARISON, ""),
         "pretext_accuracy_no_shuffle_bn": (
-            "final pretext accuracy without the key shuffle",
+            "pretext accuracy without the key shuffle, last 50 steps",
             COMPARISON,
             "",
         ),
