@@ -225,7 +225,8 @@ class TestNotebook:
             (i, m)
             for i, source in enumerate(code)
             for m in re.finditer(
-                r'reveal\("(pred-[a-z0-9-]+)", my_prediction, (\w+)\)', source
+                r'reveal\(\s*"(pred-[a-z0-9-]+)",\s*my_prediction,\s*(\w+),?\s*\)',
+                source,
             )
         ]
         assert reveals, "every chapter asks the learner to predict an experiment"
