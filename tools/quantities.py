@@ -341,7 +341,7 @@ QUANTITIES: dict[str, dict[str, tuple[str, str, str]]] = {
         "pretext_accuracy_no_shuffle_bn": (
             "pretext accuracy without the key shuffle, last 50 steps",
             COMPARISON,
-            "",
+            "> with the shuffle",
         ),
         "supervised_test_accuracy": (
             "the same CNN trained with all labels",
@@ -356,7 +356,7 @@ QUANTITIES: dict[str, dict[str, tuple[str, str, str]]] = {
         "label_efficiency_moco_probe": (
             "few labels: linear probe on MoCo features",
             COMPARISON,
-            "",
+            "> from scratch at 5 labels per class",
         ),
         "label_efficiency_supervised": (
             "few labels: the CNN trained from scratch",
