@@ -427,7 +427,8 @@ def make_number_translation(
     def pairs(numbers: list[int]) -> list[tuple[str, str]]:
         return [(num2words(n, lang="en"), num2words(n, lang="fr")) for n in numbers]
 
-    numbers = [numbers[i] for i in torch.randperm(total, generator=generator).tolist()]
+    order = torch.randperm(len(numbers), generator=generator)[:total].tolist()
+    numbers = [numbers[i] for i in order]  # a random subset when small ones suffice
     train_pairs = pairs(numbers[:n_train])
     return TranslationTask(
         train_pairs,

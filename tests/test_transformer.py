@@ -402,6 +402,17 @@ def test_number_translation_data():
         data.make_number_translation(n_train=90, n_test=20, n_valid=0, max_number=100)
 
 
+def test_a_task_smaller_than_the_small_numbers_samples_them_all():
+    task = data.make_number_translation(
+        n_train=200, n_test=20, n_valid=0, small_numbers=1000, seed=0
+    )
+    from num2words import num2words
+
+    values = {s: n for n in range(1000) for s in [num2words(n)]}
+    drawn = [values[s] for s, _ in task.train_pairs + task.test_pairs]
+    assert max(drawn) > 900 and min(drawn) < 100  # spread over 0-999, not the first 220
+
+
 def test_the_hard_test_kinds_are_kept_out_of_training():
     from num2words import num2words
 
