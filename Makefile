@@ -1,5 +1,7 @@
 # The two commands of the README:
-#   make book   install, execute every notebook once (quick profile), build the HTML book in _book/html
+#   make book   install, execute every notebook once (quick profile), build the HTML book in
+#               _book/html and its PDF in _book/pdf; a second `make book` re-executes only the
+#               notebooks whose code or course_lib changed (`make clean book` executes all)
 #   make test   install, lint, unit tests, every notebook through nbmake and the strict book build,
 #               a smoke run of every notebook's full profile, then the built site in a real
 #               browser (headless Chromium) and the recorded training times
@@ -8,7 +10,7 @@ PYTHON ?= python3
 # which lives inside the Python environment: a fresh virtual environment installs again.
 STAMP := $(shell $(PYTHON) -c "import sys; print(sys.prefix)")/.attention-hands-on-installed
 
-.PHONY: install book test lint format unit smoke browser site strip clean
+.PHONY: install book pdf test lint format unit smoke browser site strip clean
 
 install: $(STAMP)
 
@@ -16,12 +18,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m pip install -r requirements.txt
 	touch "$@"
 
-book: install
+book: install browser
 	$(PYTHON) -m tools.build_book
+
+pdf: install browser   # print an already built _book/html to _book/pdf/attention-hands-on.pdf
+	$(PYTHON) -m tools.pdf
 
 test: install lint browser
 	$(PYTHON) -m pytest tests
-	$(PYTHON) -m tools.build_book
+	$(PYTHON) -m tools.build_book --force
 	$(PYTHON) -m tools.smoke_run
 	$(PYTHON) -m pytest site_tests
 

@@ -90,3 +90,45 @@ def test_the_tool_refuses_unknown_notebooks(capsys):
     with pytest.raises(SystemExit):
         reference_ranges.main(["99_nothing"])
     assert "unknown notebooks" in capsys.readouterr().err
+
+
+def _kept_record(folder, seed, value, profile="quick"):
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {
+        "notebook": "06_detr",
+        "profile": profile,
+        "seed": seed,
+        "metrics": {"test_map50": value},
+    }
+    (folder / "06_detr.json").write_text(json.dumps(record))
+
+
+def test_ranges_from_kept_records(tmp_path, monkeypatch):
+    output = tmp_path / "ranges.json"
+    output.write_text(json.dumps(STORED))
+    monkeypatch.setattr(reference_ranges, "OUTPUT", output)
+    for seed, value in [(0, 0.93), (1, 0.95), (2, 0.91)]:
+        _kept_record(tmp_path / "kept" / f"seed-{seed}", seed, value)
+    reference_ranges.main(["--from", str(tmp_path / "kept"), "06_detr"])
+    written = json.loads(output.read_text())
+    detr = written["notebooks"]["06_detr"]["test_map50"]
+    assert (detr["min"], detr["max"], detr["values"]) == (
+        0.91,
+        0.95,
+        [0.93, 0.95, 0.91],
+    )
+    # the other chapters keep their stored ranges
+    assert (
+        written["notebooks"]["05_vision_transformer"]
+        == (STORED["notebooks"]["05_vision_transformer"])
+    )
+
+
+def test_kept_records_of_another_seed_or_profile_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(reference_ranges, "OUTPUT", tmp_path / "ranges.json")
+    _kept_record(tmp_path / "seed-0", 0, 0.93)
+    _kept_record(tmp_path / "seed-1", 0, 0.95)  # seed 0's record in seed-1/
+    _kept_record(tmp_path / "seed-2", 2, 0.91, profile="full")
+    with pytest.raises(SystemExit):
+        reference_ranges.main(["--from", str(tmp_path), "06_detr"])
+    assert not (tmp_path / "ranges.json").exists()

@@ -2,16 +2,25 @@
 
     python -m tools.notebooks set-repo     # rewrite setup cells + Colab badges from _config.yml
     python -m tools.notebooks strip        # remove outputs and execution counts before committing
+    python -m tools.notebooks pin REF      # an edition: install course_lib at REF (a tag, e.g. v1.0)
+    python -m tools.notebooks check-pinned REF   # exit 1 unless the book is pinned to REF
 
 The repository URL lives in one place, ``_config.yml`` (``repository.url`` and
 ``repository.branch``). Each notebook's first code cell (the setup cell) installs
 ``course_lib`` from that URL on Colab, and its first cell is a Colab badge pointing at
 the notebook on that branch; ``set-repo`` regenerates both, e.g. after forking.
+
+An **edition** pins the book to a tag: ``pin v1.0`` writes ``branch: v1.0`` into
+``_config.yml`` (so the book's launch buttons open the tagged notebooks) and regenerates
+the setup cells and badges, so that a notebook of edition v1.0 installs ``course_lib`` at
+v1.0, the library it was tested with. The release commit is pinned, tagged, and then
+``pin main`` returns ``main`` to installing ``main`` (README, "Editions").
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -128,6 +137,52 @@ def set_repo() -> int:
     return 0
 
 
+BRANCH_LINE = re.compile(
+    r"^(repository:\n(?:[ \t]+.*\n|[ \t]*#.*\n|\n)*?[ \t]+branch:[ \t]*)(\S+)(.*)$",
+    re.M,
+)
+
+
+def set_branch(ref: str) -> None:
+    """Write ``repository.branch: ref`` into _config.yml, keeping its comments."""
+    if not re.fullmatch(r"[A-Za-z0-9._/-]+", ref) or ref.startswith(("-", "/")):
+        raise SystemExit(f"ref must be a branch or tag name such as v1.0; got {ref!r}")
+    config = ROOT / "_config.yml"
+    text = config.read_text()
+    new, count = BRANCH_LINE.subn(
+        lambda m: m.group(1) + ref + m.group(3), text, count=1
+    )
+    if count != 1:
+        raise SystemExit(f"{config}: no `branch:` line under `repository:`")
+    config.write_text(new)
+
+
+def pin(ref: str) -> int:
+    set_branch(ref)
+    set_repo()
+    return check_pinned(ref)
+
+
+def check_pinned(ref: str) -> int:
+    """0 if _config.yml, every setup cell and every Colab badge name ``ref``."""
+    problems = []
+    _, branch = repository()
+    if branch != ref:
+        problems.append(f"_config.yml: repository.branch is {branch!r}")
+    for path in notebooks():
+        nb = load(path)
+        setup = first_code_cell(nb)
+        if setup is None or source(setup) != setup_cell_source(branch=ref):
+            problems.append(f"{path.name}: the setup cell does not install {ref!r}")
+        badge = source(nb["cells"][0])
+        if "colab-badge" in badge and f"/blob/{ref}/" not in badge:
+            problems.append(f"{path.name}: the Colab badge does not open {ref!r}")
+    for problem in problems:
+        print(problem)
+    print(f"pinned to {ref}" if not problems else f"not pinned to {ref}")
+    return 1 if problems else 0
+
+
 def strip() -> int:
     for path in notebooks():
         nb = load(path)
@@ -142,9 +197,12 @@ def strip() -> int:
 
 def main(argv: list[str]) -> int:
     commands = {"set-repo": set_repo, "strip": strip}
+    with_ref = {"pin": pin, "check-pinned": check_pinned}
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)
         return 0
+    if len(argv) == 2 and argv[0] in with_ref:
+        return with_ref[argv[0]](argv[1])
     if len(argv) != 1 or argv[0] not in commands:
         print(
             f"unknown command {' '.join(argv) or '(none)'}; expected one of {sorted(commands)}\n{__doc__}"

@@ -216,7 +216,13 @@ QUANTITIES: dict[str, dict[str, tuple[str, str, str]]] = {
     },
     "05_vision_transformer": {
         "test_accuracy": ("ViT test accuracy", HEADLINE, "≥ 0.96"),
-        "cnn_test_accuracy": ("CNN test accuracy (same recipe)", COMPARISON, ""),
+        "cnn_test_accuracy": (
+            "CNN test accuracy (same recipe, as many parameters)",
+            COMPARISON,
+            "",
+        ),
+        "vit_parameters": ("ViT parameters", TIME, ""),
+        "cnn_parameters": ("CNN parameters (the data-size sweep's)", TIME, ""),
         "sweep_fractions": ("training-set fractions of the sweep", COMPARISON, ""),
         "sweep_vit": ("ViT test accuracy along the sweep", COMPARISON, ""),
         "sweep_cnn": (
@@ -236,12 +242,37 @@ QUANTITIES: dict[str, dict[str, tuple[str, str, str]]] = {
         "test_map50": ("test mAP@0.5", HEADLINE, "≥ 0.90"),
         "test_map": ("test mAP@0.5:0.95", HEADLINE, ""),
         "map50_at_budget_pretrained": (
-            "mAP@0.5 at the time budget, pre-trained backbone",
+            "mAP@0.5 after the shorter budget (330 steps), pre-trained backbone",
             COMPARISON,
             "> from scratch",
         ),
         "map50_at_budget_scratch": (
-            "mAP@0.5 at the time budget, from scratch",
+            "mAP@0.5 after the shorter budget, random backbone",
+            COMPARISON,
+            "",
+        ),
+        "map50_noobject_weight_1": (
+            "mAP@0.5 after the shorter budget, no-object weight 1 (not 0.1)",
+            COMPARISON,
+            "< the main run's after as many steps",
+        ),
+        "map50_no_aux_loss": (
+            "mAP@0.5 after the shorter budget, no auxiliary losses",
+            COMPARISON,
+            "",
+        ),
+        "recall_by_size": (
+            "recall at score ≥ 0.5, by object size (small, middle, large third)",
+            COMPARISON,
+            "small third < large third",
+        ),
+        "cross_attention_in_box": (
+            "share of a confident query's cross-attention inside its box",
+            COMPARISON,
+            "> 5 × the even share",
+        ),
+        "cross_attention_in_box_uniform": (
+            "the same share for attention spread evenly",
             COMPARISON,
             "",
         ),

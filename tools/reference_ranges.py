@@ -1,6 +1,7 @@
 """Measure the reference ranges behind ``course_lib.on_track``.
 
     python -m tools.reference_ranges [--seeds 0 1 2] [--keep DIR] [notebook stems ...]
+    python -m tools.reference_ranges --from DIR [--seeds 0 1 2] [notebook stems ...]
 
 Executes the chosen notebooks (default: all) in the quick profile once per seed
 (``COURSE_SEED``), one after another, collects the headline numbers each records,
@@ -10,6 +11,11 @@ Notebooks not executed keep their stored ranges. The notebooks run from a copy o
 12 minutes per seed on 2 CPU cores) after a change that moves a chapter's results,
 and commit the file; ``site_tests/test_recorded_results.py`` checks that the book's
 own build lands inside the ranges.
+
+``--from DIR`` executes nothing: it reads records kept earlier (``DIR/seed-N/<stem>.json``,
+as ``--keep`` writes them, or as a notebook run with ``COURSE_SEED=N`` and
+``COURSE_RESULTS_DIR=DIR/seed-N`` leaves them). Each record must be a quick-profile run of
+that seed.
 """
 
 from __future__ import annotations
@@ -124,27 +130,71 @@ def main(argv: list[str]) -> int:
         type=Path,
         help="also copy every seed's recorded results (all metrics) to KEEP/seed-N/",
     )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="read kept records from SOURCE/seed-N/ instead of executing",
+    )
     parser.add_argument("stems", nargs="*", help="notebook stems (default: all)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.stems) - set(HEADLINES))
     if unknown:
         parser.error(f"unknown notebooks {unknown}; known: {sorted(HEADLINES)}")
     stems = args.stems or sorted(HEADLINES)
+    if args.source:
+        per_seed = {seed: args.source / f"seed-{seed}" for seed in args.seeds}
+        problems = check_records(per_seed, stems)
+        if problems:
+            parser.error("; ".join(problems))
+        measured = ranges(per_seed, stems)
+    else:
+        measured = execute_and_measure(args.seeds, stems, args.keep)
+    write(measured, args.seeds)
+    return 0
+
+
+def check_records(per_seed: dict[int, Path], stems: list[str]) -> list[str]:
+    """What is wrong with kept records: missing, another seed or profile, a smoke run."""
+    problems = []
+    for seed, folder in per_seed.items():
+        for stem in stems:
+            path = folder / f"{stem}.json"
+            if not path.exists():
+                problems.append(f"no record {path}")
+                continue
+            record = json.loads(path.read_text())
+            if (record.get("seed"), record.get("profile")) != (
+                seed,
+                "quick",
+            ) or record.get("smoke"):
+                problems.append(
+                    f"{path} is not a quick-profile run of seed {seed}: seed "
+                    f"{record.get('seed')}, profile {record.get('profile')}"
+                )
+    return problems
+
+
+def execute_and_measure(seeds: list[int], stems: list[str], keep: Path | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         # a copy: the book can be edited while this runs
         book = shutil.copytree(ROOT / "book", Path(tmp) / "book")
-        per_seed = {seed: Path(tmp) / f"seed-{seed}" for seed in args.seeds}
+        per_seed = {seed: Path(tmp) / f"seed-{seed}" for seed in seeds}
         for seed, folder in per_seed.items():
             run_seed(seed, book, stems, folder)
         measured = ranges(per_seed, stems)
-        if args.keep:
+        if keep:
             for folder in per_seed.values():
-                shutil.copytree(folder, args.keep / folder.name, dirs_exist_ok=True)
+                shutil.copytree(folder, keep / folder.name, dirs_exist_ok=True)
+    return measured
+
+
+def write(measured: dict, seeds: list[int]) -> None:
     stored = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else {"notebooks": {}}
     stored["notebooks"] = {**stored.get("notebooks", {}), **measured}
     stored.update(
         profile="quick",
-        seeds=args.seeds,
+        seeds=seeds,
         measured_on=(
             f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
             f"torch {torch.__version__}"
@@ -152,8 +202,7 @@ def main(argv: list[str]) -> int:
         command="python -m tools.reference_ranges",
     )
     OUTPUT.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {OUTPUT.relative_to(ROOT)}")
-    return 0
+    print(f"wrote {OUTPUT}")
 
 
 if __name__ == "__main__":

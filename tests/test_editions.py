@@ -1,0 +1,70 @@
+"""Editions: ``tools.notebooks pin REF`` makes every notebook install course_lib at REF."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools import notebooks as nbt
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def book_copy(tmp_path, monkeypatch) -> Path:
+    """_config.yml and book/*.ipynb copied to tmp_path, which tools.notebooks edits."""
+    shutil.copy2(ROOT / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "book").mkdir()
+    for path in (ROOT / "book").glob("*.ipynb"):
+        shutil.copy2(path, tmp_path / "book" / path.name)
+    monkeypatch.setattr(nbt, "ROOT", tmp_path)
+    monkeypatch.setattr(nbt, "BOOK", tmp_path / "book")
+    return tmp_path
+
+
+def test_pin_installs_the_tag_everywhere_and_pin_main_undoes_it(book_copy, capsys):
+    before = {p.name: p.read_bytes() for p in book_copy.rglob("*") if p.is_file()}
+    assert nbt.main(["check-pinned", "main"]) == 0  # the committed book installs main
+    assert nbt.main(["pin", "v1.2"]) == 0
+    config = (book_copy / "_config.yml").read_text()
+    assert (
+        "  branch: v1.2\n" in config and "# The one place the repository URL" in config
+    )
+    url = "https://github.com/attention-hands-on/attention-hands-on"
+    for path in sorted((book_copy / "book").glob("*.ipynb")):
+        nb = nbt.load(path)
+        setup = nbt.source(nbt.first_code_cell(nb))
+        assert f'REPOSITORY = "{url}"\nBRANCH = "v1.2"\n' in setup, path.name
+        assert 'url = f"git+{REPOSITORY}@{BRANCH}"' in setup
+        badge = nbt.source(nb["cells"][0])
+        assert f"/blob/v1.2/book/{path.name})" in badge, path.name
+        assert "/blob/main/" not in badge
+    assert nbt.main(["check-pinned", "v1.2"]) == 0
+    assert nbt.main(["check-pinned", "main"]) == 1
+    assert "not pinned to main" in capsys.readouterr().out
+    # back to main: byte for byte the committed files
+    assert nbt.main(["pin", "main"]) == 0
+    after = {p.name: p.read_bytes() for p in book_copy.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_a_notebook_left_behind_is_caught(book_copy, capsys):
+    nbt.main(["pin", "v2.0"])
+    path = sorted((book_copy / "book").glob("*.ipynb"))[0]
+    nb = nbt.load(path)
+    setup = nbt.first_code_cell(nb)
+    nbt._set_source(
+        setup, nbt.source(setup).replace('BRANCH = "v2.0"', 'BRANCH = "main"')
+    )
+    nbt.save(path, nb)
+    assert nbt.main(["check-pinned", "v2.0"]) == 1
+    assert (
+        f"{path.name}: the setup cell does not install 'v2.0'"
+        in capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize("ref", ["", "-rf", "v1.0; rm", "/etc"])
+def test_pin_refuses_what_is_not_a_ref(book_copy, ref):
+    with pytest.raises(SystemExit, match="ref must be a branch or tag name"):
+        nbt.main(["pin", ref])
