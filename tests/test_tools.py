@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tools import build_book, notebooks, results_page, smoke_run, standin_data
+from tools import build_book, notebooks, pdf, results_page, smoke_run, standin_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("tool", [build_book, notebooks, results_page, smoke_run])
+@pytest.mark.parametrize("tool", [build_book, notebooks, pdf, results_page, smoke_run])
 def test_every_tool_answers_help(tool, capsys):
     assert tool.main(["--help"]) == 0
     assert "python -m tools." in capsys.readouterr().out
@@ -105,3 +105,91 @@ def test_browser_says_what_to_install_when_nothing_works(
     assert no_chromium.main([]) == 1
     err = capsys.readouterr().err
     assert "apt-get install chromium" in err and "playwright install chromium" in err
+
+
+def _notebook(code: str, text: str = "Some prose.") -> dict:
+    return {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": [text]},
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "execution_count": None,
+                "outputs": [],
+                "source": [code],
+            },
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+@pytest.fixture
+def small_book(tmp_path, monkeypatch):
+    """A repository with one notebook and a one-file course_lib, for the build cache."""
+    (tmp_path / "book").mkdir()
+    (tmp_path / "course_lib").mkdir()
+    (tmp_path / "course_lib" / "maths.py").write_text("ANSWER = 42\n")
+    notebooks.save(tmp_path / "book" / "a.ipynb", _notebook("print(1)"))
+    monkeypatch.setattr(build_book, "ROOT", tmp_path)
+    monkeypatch.setattr(build_book, "COPY", tmp_path / "_book" / "exec")
+    monkeypatch.setattr(build_book, "CACHE", tmp_path / "_book" / "cache")
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "_book" / "results"))
+    for name in build_book.ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def _execute_as_nbmake_would(root: Path) -> None:
+    """What a successful execution of a.ipynb leaves: outputs in the copy, a record."""
+    executed = notebooks.load(root / "book" / "a.ipynb")
+    executed["cells"][1]["outputs"] = [
+        {"output_type": "stream", "name": "stdout", "text": "1\n"}
+    ]
+    notebooks.save(build_book.COPY / "book" / "a.ipynb", executed)
+    (root / "_book" / "results").mkdir(parents=True, exist_ok=True)
+    (root / "_book" / "results" / "a.json").write_text("{}")
+    build_book.save_to_cache(["a"])
+
+
+def test_a_notebook_runs_again_only_when_its_code_or_the_library_changed(
+    small_book, monkeypatch
+):
+    assert not build_book.cached("a")  # never executed
+    build_book.place_notebooks(["a"])
+    _execute_as_nbmake_would(small_book)
+    assert build_book.cached("a")
+
+    # an edited paragraph: no re-run, and the copy shows the new text with the old output
+    notebooks.save(small_book / "book" / "a.ipynb", _notebook("print(1)", "New prose."))
+    assert build_book.cached("a")
+    assert build_book.place_notebooks([]) == []
+    shown = notebooks.load(build_book.COPY / "book" / "a.ipynb")
+    assert notebooks.source(shown["cells"][0]) == "New prose."
+    assert shown["cells"][1]["outputs"][0]["text"] == "1\n"
+
+    notebooks.save(small_book / "book" / "a.ipynb", _notebook("print(2)"))
+    assert not build_book.cached("a"), "a code cell changed"
+    notebooks.save(small_book / "book" / "a.ipynb", _notebook("print(1)"))
+    assert build_book.cached("a")
+
+    (small_book / "course_lib" / "maths.py").write_text("ANSWER = 43\n")
+    assert not build_book.cached("a"), "course_lib changed"
+    (small_book / "course_lib" / "maths.py").write_text("ANSWER = 42\n")
+    assert build_book.cached("a")
+
+    monkeypatch.setenv("COURSE_SEED", "1")
+    assert not build_book.cached("a"), "another seed"
+    monkeypatch.delenv("COURSE_SEED")
+    (small_book / "_book" / "results" / "a.json").unlink()
+    assert not build_book.cached("a"), "its record is gone"
+
+
+def test_unchanged_files_keep_their_time_for_the_incremental_html_build(tmp_path):
+    path = tmp_path / "page.md"
+    assert build_book.write_if_changed(path, b"text")
+    before = path.stat().st_mtime_ns
+    assert not build_book.write_if_changed(path, b"text")
+    assert path.stat().st_mtime_ns == before
+    assert build_book.write_if_changed(path, b"new text")

@@ -342,6 +342,9 @@ def build_pdf(force: bool) -> int:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     parser = argparse.ArgumentParser(
         prog="python -m tools.build_book", description=__doc__.split("\n\n")[0]
     )

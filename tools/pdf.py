@@ -76,6 +76,7 @@ PRINT_STYLE = """
 .pdf-solutions { break-before: page; }
 .pdf-solution-label { font-weight: bold; margin-top: 1em; }
 details.hide.above-input:not([open]) > summary { display: none; }
+div.cell_output pre, div.cell_input pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 """
 
 
@@ -152,7 +153,7 @@ def join(printed: list[tuple[str, bytes, int]], output: Path) -> int:
     for title, pdf, _ in printed:
         start = len(writer.pages)
         writer.append(PdfReader(io.BytesIO(pdf)))
-        writer.add_outline_item(title, start)
+        writer.add_outline_item(title=title, page_number=start)
     writer.add_metadata(
         {"/Title": "Attention, Hands-On", "/Author": "The Attention, Hands-On authors"}
     )
@@ -183,6 +184,9 @@ def build(site: Path = SITE, output: Path = OUTPUT) -> int:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     parser = argparse.ArgumentParser(
         prog="python -m tools.pdf", description=__doc__.split("\n\n")[0]
     )
