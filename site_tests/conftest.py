@@ -14,25 +14,17 @@ import json
 import os
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from tools import browser as browser_tool
+from tools.pdf import toc_pages  # every page, in table-of-contents order
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("SITE_DIR", ROOT / "_book" / "html"))
 EXECUTED = ROOT / "_book" / "exec" / "book"  # the notebooks as executed for this build
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "_book" / "screenshots"))
-
-
-def toc_pages() -> list[str]:
-    """Every page of the book, as 'book/<stem>', in table-of-contents order."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-    for part in toc["parts"]:
-        pages += [entry["file"] for entry in part["chapters"]]
-    return pages
 
 
 def chapter_pages() -> list[str]:
@@ -84,8 +76,8 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
+def new_page(browser):
+    """A fresh tab that records script errors and failed requests."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.errors = []
@@ -98,5 +90,50 @@ def page(browser):
 
     page.on("requestfailed", lambda request: page.failed_requests.append(request.url))
     page.on("response", on_response)
+    return page
+
+
+def open_page(page, base_url: str, path: str):
+    """Load a page with every non-local request blocked (and recorded), wait for MathJax."""
+    page.external = []
+
+    def route(route):
+        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            page.external.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", route)
+    page.goto(f"{base_url}/{path}", wait_until="load")
+    if page.locator("span.math, div.math").count():
+        page.wait_for_function(
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+            timeout=30_000,
+        )
+        page.evaluate("() => MathJax.startup.promise")
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh tab, for a test that navigates."""
+    page = new_page(browser)
     yield page
-    context.close()
+    page.context.close()
+
+
+@pytest.fixture(scope="session")
+def loaded(browser, base_url):
+    """loaded(path): the page at ``path``, loaded once per session and shared by the
+    tests that only read it (a chapter takes seconds to load and typeset)."""
+    pages = {}
+
+    def load(path: str):
+        if path not in pages:
+            pages[path] = open_page(new_page(browser), base_url, path)
+        return pages[path]
+
+    yield load
+    for page in pages.values():
+        page.context.close()

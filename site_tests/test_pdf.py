@@ -10,7 +10,7 @@ import re
 import pytest
 from conftest import ROOT, chapter_pages, executed_notebook, toc_pages
 from pypdf import PdfReader
-from test_site import figure_outputs, open_page
+from test_site import figure_outputs
 
 from tools import pdf as pdf_tool
 
@@ -96,8 +96,8 @@ def test_solutions_are_at_the_end_of_their_chapter(reader, text):
         assert "# @title Solution" in after, f"{page}: no coding solution at the end"
 
 
-def test_the_header_links_the_pdf(page, base_url, site):
-    open_page(page, base_url, f"{chapter_pages()[0]}.html")
+def test_the_header_links_the_pdf(loaded, site):
+    page = loaded(f"{chapter_pages()[0]}.html")
     link = page.locator("a.btn-download-book-pdf-button")
     assert link.count() == 1, "no 'whole book (PDF)' entry in the download menu"
     target = (site / chapter_pages()[0]).parent / link.get_attribute("href")

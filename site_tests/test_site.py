@@ -18,31 +18,16 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 from bs4 import BeautifulSoup
-from conftest import ROOT, SCREENSHOTS, chapter_pages, executed_notebook, toc_pages
+from conftest import (
+    ROOT,
+    SCREENSHOTS,
+    chapter_pages,
+    executed_notebook,
+    open_page,
+    toc_pages,
+)
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
-
-
-def open_page(page, base_url: str, path: str):
-    """Load a page with every non-local request blocked (and recorded), wait for MathJax."""
-    page.external = []
-
-    def route(route):
-        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            page.external.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", route)
-    page.goto(f"{base_url}/{path}", wait_until="load")
-    if page.locator("span.math, div.math").count():
-        page.wait_for_function(
-            "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-            timeout=30_000,
-        )
-        page.evaluate("() => MathJax.startup.promise")
-    return page
 
 
 def figure_outputs(notebook: dict) -> int:
@@ -59,8 +44,8 @@ def figure_outputs(notebook: dict) -> int:
 
 
 @pytest.mark.parametrize("page_name", toc_pages())
-def test_page_renders_completely(page, base_url, page_name):
-    open_page(page, base_url, f"{page_name}.html")
+def test_page_renders_completely(loaded, page_name):
+    page = loaded(f"{page_name}.html")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(
         path=str(SCREENSHOTS / f"{Path(page_name).name}.png"), full_page=True
@@ -108,9 +93,9 @@ def test_page_renders_completely(page, base_url, page_name):
 
 
 @pytest.mark.parametrize("page_name", chapter_pages())
-def test_printed_output_fits_the_page(page, base_url, page_name):
+def test_printed_output_fits_the_page(loaded, page_name):
     """No output block scrolls sideways: a reader sees every printed line whole."""
-    open_page(page, base_url, f"{page_name}.html")
+    page = loaded(f"{page_name}.html")
     too_wide = page.evaluate(
         "() => Array.from(document.querySelectorAll('div.cell_output pre'))"
         ".filter(e => e.scrollWidth > e.clientWidth + 1)"
@@ -124,8 +109,8 @@ def test_printed_output_fits_the_page(page, base_url, page_name):
 
 
 @pytest.mark.parametrize("page_name", chapter_pages())
-def test_launch_and_download_buttons(page, base_url, site, page_name):
-    open_page(page, base_url, f"{page_name}.html")
+def test_launch_and_download_buttons(loaded, site, page_name):
+    page = loaded(f"{page_name}.html")
     repository = urlsplit(CONFIG["repository"]["url"]).path.strip("/")
     branch = CONFIG["repository"]["branch"]
     expected = (
@@ -150,8 +135,8 @@ def test_launch_and_download_buttons(page, base_url, site, page_name):
 
 
 @pytest.mark.parametrize("page_name", chapter_pages())
-def test_solutions_start_collapsed_and_open_on_click(page, base_url, page_name):
-    open_page(page, base_url, f"{page_name}.html")
+def test_solutions_start_collapsed_and_open_on_click(loaded, page_name):
+    page = loaded(f"{page_name}.html")
     solutions = page.locator("div.solution.dropdown")
     assert solutions.count() > 0, "no conceptual solutions found"
     first = solutions.first

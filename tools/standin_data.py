@@ -54,7 +54,7 @@ def write_fashion_mnist(
 
 
 def write_cifar10(
-    root: Path, n_per_batch: int = 100, n_test: int = 200, seed: int = 0
+    root: Path, n_per_batch: int = 60, n_test: int = 100, seed: int = 0
 ) -> Path:
     folder = Path(root) / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
