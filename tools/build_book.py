@@ -179,11 +179,17 @@ def place_notebooks(to_run: list[str]) -> list[str]:
 
 
 def save_to_cache(stems: list[str]) -> None:
+    """Keep each executed notebook and its key; the copy then holds exactly what a
+    later build will put back (the notebook of book/ with these outputs), so that build
+    rewrites nothing and Sphinx re-reads nothing."""
     CACHE.mkdir(parents=True, exist_ok=True)
     for stem in stems:
         shutil.copy2(COPY / "book" / f"{stem}.ipynb", CACHE / f"{stem}.ipynb")
         (CACHE / f"{stem}.key").write_text(
             execution_key(ROOT / "book" / f"{stem}.ipynb")
+        )
+        write_if_changed(
+            COPY / "book" / f"{stem}.ipynb", _notebook_bytes(with_cached_outputs(stem))
         )
 
 
