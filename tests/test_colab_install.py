@@ -2,7 +2,8 @@
 
 The test runs the setup cell of a committed notebook, unchanged except that the
 repository URL points at a local bare clone (``file://``) holding this commit on
-branch ``main``, in a fresh virtual environment where course_lib is not importable.
+branch ``main`` (and, in an edition, as the tag its setup cells install), in a fresh
+virtual environment where course_lib is not importable.
 Like Colab, the environment already has PyTorch and the scientific stack (it sees this
 interpreter's site-packages through a path file, without this repository's editable
 install), so pip installs only course_lib itself.
@@ -34,17 +35,13 @@ def local_origin(tmp_path_factory) -> Path:
         )
     origin = tmp_path_factory.mktemp("origin") / "attention-hands-on.git"
     subprocess.run(["git", "init", "--quiet", "--bare", str(origin)], check=True)
+    # main, and the ref the setup cells install if it is another (an edition's tag)
+    _, branch = nbt.repository()
+    refs = ["HEAD:refs/heads/main"]
+    if branch != "main":
+        refs.append(f"HEAD:refs/tags/{branch}")
     subprocess.run(
-        [
-            "git",
-            "-C",
-            str(ROOT),
-            "push",
-            "--quiet",
-            str(origin),
-            "HEAD:refs/heads/main",
-        ],
-        check=True,
+        ["git", "-C", str(ROOT), "push", "--quiet", str(origin), *refs], check=True
     )
     return origin
 
