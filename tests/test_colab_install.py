@@ -35,6 +35,11 @@ def local_origin(tmp_path_factory) -> Path:
         )
     origin = tmp_path_factory.mktemp("origin") / "attention-hands-on.git"
     subprocess.run(["git", "init", "--quiet", "--bare", str(origin)], check=True)
+    # like GitHub's, the origin's HEAD is main (pip clones it before checking out a tag)
+    subprocess.run(
+        ["git", "-C", str(origin), "symbolic-ref", "HEAD", "refs/heads/main"],
+        check=True,
+    )
     # main, and the ref the setup cells install if it is another (an edition's tag)
     _, branch = nbt.repository()
     refs = ["HEAD:refs/heads/main"]

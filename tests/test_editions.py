@@ -22,28 +22,32 @@ def book_copy(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-def test_pin_installs_the_tag_everywhere_and_pin_main_undoes_it(book_copy, capsys):
+def test_pin_installs_the_tag_everywhere_and_pinning_back_undoes_it(book_copy, capsys):
     before = {p.name: p.read_bytes() for p in book_copy.rglob("*") if p.is_file()}
-    assert nbt.main(["check-pinned", "main"]) == 0  # the committed book installs main
-    assert nbt.main(["pin", "v1.2"]) == 0
+    # the committed book installs main (an edition's commit: its tag)
+    committed = nbt.repository()[1]
+    assert nbt.main(["check-pinned", committed]) == 0
+    other = "v1.3" if committed == "v1.2" else "v1.2"
+    assert nbt.main(["pin", other]) == 0
     config = (book_copy / "_config.yml").read_text()
     assert (
-        "  branch: v1.2\n" in config and "# The one place the repository URL" in config
+        f"  branch: {other}\n" in config
+        and "# The one place the repository URL" in config
     )
     url = "https://github.com/attention-hands-on/attention-hands-on"
     for path in sorted((book_copy / "book").glob("*.ipynb")):
         nb = nbt.load(path)
         setup = nbt.source(nbt.first_code_cell(nb))
-        assert f'REPOSITORY = "{url}"\nBRANCH = "v1.2"\n' in setup, path.name
+        assert f'REPOSITORY = "{url}"\nBRANCH = "{other}"\n' in setup, path.name
         assert 'url = f"git+{REPOSITORY}@{BRANCH}"' in setup
         badge = nbt.source(nb["cells"][0])
-        assert f"/blob/v1.2/book/{path.name})" in badge, path.name
-        assert "/blob/main/" not in badge
-    assert nbt.main(["check-pinned", "v1.2"]) == 0
-    assert nbt.main(["check-pinned", "main"]) == 1
-    assert "not pinned to main" in capsys.readouterr().out
-    # back to main: byte for byte the committed files
-    assert nbt.main(["pin", "main"]) == 0
+        assert f"/blob/{other}/book/{path.name})" in badge, path.name
+        assert f"/blob/{committed}/" not in badge
+    assert nbt.main(["check-pinned", other]) == 0
+    assert nbt.main(["check-pinned", committed]) == 1
+    assert f"not pinned to {committed}" in capsys.readouterr().out
+    # back to what was committed: byte for byte the committed files
+    assert nbt.main(["pin", committed]) == 0
     after = {p.name: p.read_bytes() for p in book_copy.rglob("*") if p.is_file()}
     assert after == before
 
