@@ -205,7 +205,8 @@ def main(argv: list[str]) -> int:
         return with_ref[argv[0]](argv[1])
     if len(argv) != 1 or argv[0] not in commands:
         print(
-            f"unknown command {' '.join(argv) or '(none)'}; expected one of {sorted(commands)}\n{__doc__}"
+            f"unknown command {' '.join(argv) or '(none)'}; expected one of "
+            f"{sorted(commands)} or {sorted(with_ref)} REF\n{__doc__}"
         )
         return 2
     return commands[argv[0]]()
