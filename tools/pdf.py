@@ -73,6 +73,8 @@ GATHER_SOLUTIONS = """
 """
 
 PRINT_STYLE = """
+*, *::before, *::after { animation: none !important; transition: none !important; }
+details[open] > *:not(summary) { opacity: 1 !important; visibility: visible !important; }
 .pdf-solutions { break-before: page; }
 .pdf-solution-label { font-weight: bold; margin-top: 1em; }
 details.hide.above-input:not([open]) > summary { display: none; }
@@ -123,7 +125,9 @@ def print_pages(site: Path, chromium: str) -> list[tuple[str, bytes, int]]:
                 )
                 page.evaluate("() => window.MathJax && MathJax.startup.promise")
                 moved = page.evaluate(GATHER_SOLUTIONS)
+                # no fade-in: a just-opened solution would print blank (seen once)
                 page.add_style_tag(content=PRINT_STYLE)
+                page.wait_for_timeout(300)
                 title = page.evaluate(
                     "() => (document.querySelector('article h1') || {}).textContent"
                     " || document.title"
