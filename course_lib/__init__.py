@@ -21,11 +21,15 @@ variable            meaning                                                defau
 ``COURSE_SMOKE``    ``1``: a smoke run -- the profile's code path with      ``0``
                     every training loop capped at a few steps and tiny
                     data (CI runs the full profile this way)
+``COURSE_MAX_STEPS`` stop every training loop after this many steps (real   unset
+                    data; ``tools.gpu_check`` times the full profile so)
+``COURSE_STRICT``   ``1``: a failed outcome check raises (CI, ``make``);    ``0``: it prints what
+                    otherwise it prints what differs and carries on       differs
 ==================  =====================================================  ==========================
 
 ``record`` prints a chapter's headline numbers and, when ``COURSE_RESULTS_DIR`` is set,
 writes them to ``$COURSE_RESULTS_DIR/<notebook_stem>.json`` (the book's results page
-is built from those files).
+is built from those files); ``outcomes.check`` then checks them (``outcomes.py``).
 """
 
 from __future__ import annotations
@@ -45,11 +49,12 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from . import outcomes
 from ._checks import plain_value
 from ._text import fill
 from .references import on_track
 
-__all__ = ["Config", "setup", "record", "on_track", "SMOKE_STEPS"]
+__all__ = ["Config", "setup", "record", "on_track", "outcomes", "SMOKE_STEPS"]
 __version__ = "0.1.0"
 
 PROFILES = ("quick", "full")
@@ -66,9 +71,8 @@ class Config:
     seed: int
     device: torch.device
     started: float  # time.perf_counter() when setup() ran
-    smoke: bool = (
-        False  # COURSE_SMOKE=1: training capped at SMOKE_STEPS steps, tiny data
-    )
+    smoke: bool = False  # COURSE_SMOKE=1: tiny data, training capped at SMOKE_STEPS
+    max_steps: int | None = None  # COURSE_MAX_STEPS: real data, training capped
 
     def choose(self, *, quick: T, full: T, smoke: dict | None = None) -> T:
         """Return ``quick`` or ``full`` for the current profile.
@@ -141,6 +145,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def _max_steps_from_environment() -> int | None:
+    raw = os.environ.get("COURSE_MAX_STEPS", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(
+            f"COURSE_MAX_STEPS must be a positive number of steps; got {raw!r}"
+        )
+    return int(raw)
+
+
 def _smoke_from_environment() -> bool:
     raw = os.environ.get("COURSE_SMOKE", "").strip().lower()
     if raw in ("", "0", "false", "no"):
@@ -195,6 +210,7 @@ def setup(
             ) from None
     seed_everything(seed)
     smoke = _smoke_from_environment()
+    max_steps = _max_steps_from_environment()
 
     from . import plot  # the book's one plotting style
 
@@ -205,6 +221,7 @@ def setup(
         device=device_,
         started=time.perf_counter(),
         smoke=smoke,
+        max_steps=max_steps,
     )
     if verbose:
         print(f"course_lib {__version__}: {profile} profile ({why}), seed {seed}")
@@ -214,6 +231,13 @@ def setup(
                 fill(
                     "smoke run (COURSE_SMOKE=1): tiny data, every training loop stops "
                     f"after {SMOKE_STEPS} steps; the numbers below mean nothing"
+                )
+            )
+        if max_steps and not smoke:
+            print(
+                fill(
+                    f"COURSE_MAX_STEPS={max_steps}: every training loop stops after "
+                    f"{max_steps} steps; the numbers below mean little"
                 )
             )
     return _CONFIG
@@ -232,6 +256,7 @@ def _machine() -> dict[str, Any]:
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "platform": platform.platform(terse=True),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -264,10 +289,8 @@ def record(notebook_stem: str, **metrics: Any) -> dict[str, Any]:
         )
     out_dir = os.environ.get("COURSE_RESULTS_DIR")
     path = Path(out_dir) / f"{notebook_stem}.json" if out_dir else None
-    if path is not None:
-        path.unlink(
-            missing_ok=True
-        )  # a failed record must not leave the last run's numbers
+    if path is not None:  # a failed record must not leave the last run's numbers
+        path.unlink(missing_ok=True)
     values = {name: plain_value(name, value) for name, value in metrics.items()}
 
     width = max(len(name) for name in values)
@@ -291,6 +314,8 @@ def record(notebook_stem: str, **metrics: Any) -> dict[str, Any]:
     }
     if cfg is not None and cfg.smoke:
         result["smoke"] = True
+    if cfg is not None and cfg.max_steps:
+        result["max_steps"] = cfg.max_steps
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".json.partial")

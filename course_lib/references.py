@@ -1,24 +1,25 @@
-"""How did your run go? Compare a chapter's headline numbers with reference runs.
+"""How did your run go? This run's numbers next to the reference runs.
 
-The last cells of each chapter call::
+The reference runs are the **robustness matrix**: every chapter run in the quick
+profile over several seeds, two sets of CPU kernels (PyTorch, MKL and oneDNN choose
+their kernels by instruction set, so the same seed trains differently on another CPU)
+and one or two threads. ``python -m tools.matrix`` runs it and stores one row per run
+in ``reference_runs.json`` next to this file. Three things read it:
 
-    course_lib.on_track("05_vision_transformer", test_accuracy=test_accuracy)
-
-which prints "on track" or what to check. The reference ranges are the numbers the
-chapter recorded on seeds 0, 1 and 2 in the quick profile, measured by
-``python -m tools.reference_ranges`` and stored in ``reference_ranges.json`` next to
-this file. A number counts as on track when it is no worse than the worst reference
-run by more than a margin: the width of the range, or 5% of the number, whichever is
-larger. The same seed does not give the same digits everywhere: a GPU computes
-differently, and chapter 6 pre-trains its backbone for a fixed number of seconds, so
-its mAP@0.5 moved between 0.912 and 0.929 over runs of seed 0 on one machine. Better
-than every reference run is on track too.
+- :func:`on_track`, the last visible cell of each chapter: is each headline number no
+  worse than the worst reference run by more than a margin (the width of the range, or
+  5 % of the number, whichever is larger)? Better than every reference run is on track.
+- :func:`reading`, wherever the text compares two things that do not come out the same
+  way on every machine: this run's reading next to the range of the reference runs,
+  printed from the file, so that re-measuring updates the book.
+- :func:`course_lib.outcomes.check`, to say what margin the reference runs had.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,108 @@ from typing import Any
 from ._checks import plain_number
 from ._text import fill
 
-__all__ = ["on_track", "reference_ranges", "verdict"]
+__all__ = [
+    "HEADLINES",
+    "on_track",
+    "reading",
+    "reference_runs",
+    "reference_ranges",
+    "describe_runs",
+    "margin_range",
+    "verdict",
+]
 
-REFERENCE_FILE = Path(__file__).with_name("reference_ranges.json")
+REFERENCE_FILE = Path(__file__).with_name("reference_runs.json")
+PROFILE = "quick"  # the profile the reference runs are measured in
+
+# notebook -> headline metric -> (label, which way is better): what on_track compares
+HEADLINES: dict[str, dict[str, tuple[str, str]]] = {
+    "01_attention_pooling": {
+        "mse_parametric": ("test MSE of the learned-width Nadaraya–Watson", "lower"),
+    },
+    "02_scoring_functions": {
+        "lookup_accuracy_dot": ("look-up accuracy, dot product", "higher"),
+        "lookup_accuracy_additive_bias": (
+            "look-up accuracy, additive with a bias",
+            "higher",
+        ),
+    },
+    "03_multihead_attention": {
+        "neighbours_mse_two_heads": ("neighbours task MSE, two heads", "lower"),
+    },
+    "04_transformer": {
+        "test_exact_match": ("test exact match", "higher"),
+        "test_bleu": ("test BLEU", "higher"),
+        "test_exact_match_hard": ("exact match on the hard test", "higher"),
+    },
+    "05_vision_transformer": {
+        "test_accuracy": ("ViT test accuracy", "higher"),
+    },
+    "06_detr": {
+        "test_map50": ("test mAP@0.5", "higher"),
+    },
+    "07_moco": {
+        "knn_accuracy_moco": ("kNN accuracy of the MoCo features", "higher"),
+        "linear_probe_moco": ("linear-probe accuracy of the MoCo features", "higher"),
+    },
+}
 
 
 @cache
+def reference_runs() -> list[dict[str, Any]]:
+    """Every run of the matrix: ``{"notebook", "profile", "seed", "cpu_capability",
+    "threads", "torch", "metrics", ...}``."""
+    return json.loads(REFERENCE_FILE.read_text())["runs"]
+
+
+def runs_of(notebook: str, profile: str = PROFILE) -> list[dict[str, Any]]:
+    """The reference runs of one notebook in one profile."""
+    return [
+        r
+        for r in reference_runs()
+        if r["notebook"] == notebook and r["profile"] == profile
+    ]
+
+
+def describe_runs(runs: list[dict[str, Any]]) -> str:
+    """E.g. '9 reference runs (seeds 0–4; AVX2, AVX512 kernels; 1, 2 threads)'."""
+    if not runs:
+        return "no reference runs"
+
+    def listed(key: str) -> str:
+        values = sorted({r[key] for r in runs})
+        if key == "seed" and values == list(range(values[0], values[-1] + 1)):
+            return f"{values[0]}–{values[-1]}" if len(values) > 1 else str(values[0])
+        return ", ".join(str(v) for v in values)
+
+    return (
+        f"{len(runs)} reference runs (seeds {listed('seed')}; "
+        f"{listed('cpu_capability')} kernels; {listed('threads')} threads)"
+    )
+
+
 def reference_ranges() -> dict[str, Any]:
-    """The stored ranges: {"profile", "seeds", "notebooks": {stem: {metric: {...}}}}."""
-    return json.loads(REFERENCE_FILE.read_text())
+    """The headline ranges on_track compares with:
+    ``{"profile", "runs", "notebooks": {stem: {metric: {label, better, min, max,
+    values}}}}``."""
+    notebooks = {}
+    for stem, headlines in HEADLINES.items():
+        runs = runs_of(stem)
+        notebooks[stem] = {}
+        for metric, (label, better) in headlines.items():
+            values = [r["metrics"][metric] for r in runs if metric in r["metrics"]]
+            notebooks[stem][metric] = {
+                "label": label,
+                "better": better,
+                "min": min(values) if values else math.nan,
+                "max": max(values) if values else math.nan,
+                "values": values,
+            }
+    return {
+        "profile": PROFILE,
+        "runs": describe_runs([r for r in reference_runs() if r["profile"] == PROFILE]),
+        "notebooks": notebooks,
+    }
 
 
 def _margin(low: float, high: float) -> float:
@@ -68,7 +162,7 @@ def on_track(notebook: str, profile: str | None = None, **metrics: float) -> boo
     False when there is no reference for this profile)."""
     from . import _CONFIG  # the setup() of this session, read now
 
-    profile = profile or (_CONFIG.profile if _CONFIG is not None else "quick")
+    profile = profile or (_CONFIG.profile if _CONFIG is not None else PROFILE)
     stored = reference_ranges()
     if notebook not in stored["notebooks"]:
         raise ValueError(
@@ -93,11 +187,11 @@ def on_track(notebook: str, profile: str | None = None, **metrics: float) -> boo
         verdict(notebook, name, plain_number(name, value))
         for name, value in metrics.items()
     ]
-    seeds = ", ".join(str(s) for s in stored["seeds"])
+    where = describe_runs(runs_of(notebook))
     if all(ok for ok, _ in results):
-        print(f"On track (reference: seeds {seeds}, {stored['profile']} profile):")
+        print(fill(f"On track. Compared with {where}:"))
     else:
-        print(f"Not where the reference runs were (seeds {seeds}):")
+        print(fill(f"Not where the reference runs were. Compared with {where}:"))
     for ok, sentence in results:
         print(fill(f"{'✓' if ok else '✗'} {sentence}", indent="  "))
     if not all(ok for ok, _ in results):
@@ -111,3 +205,55 @@ def on_track(notebook: str, profile: str | None = None, **metrics: float) -> boo
             )
         )
     return all(ok for ok, _ in results)
+
+
+def margin_range(notebook: str, check: str, profile: str = PROFILE) -> str | None:
+    """The smallest and largest margin of an outcome check (its formula, as
+    ``course_lib.outcomes`` writes it) over the reference runs, in words; None when
+    there are none."""
+    from .outcomes import evaluate
+
+    margins = []
+    for run in runs_of(notebook, profile):
+        for result in evaluate(notebook, run["metrics"], profile):
+            if result["check"] == check and result["margin"] is not None:
+                margins.append(result["margin"])
+    if not margins:
+        return None
+    return f"{min(margins):.3g} to {max(margins):.3g} over {len(margins)} runs"
+
+
+def reading(
+    notebook: str,
+    label: str,
+    this_run: float,
+    of: str | Callable[[dict[str, Any]], float],
+    *,
+    digits: int = 3,
+    signed: bool = False,
+) -> tuple[float, float]:
+    """Print this run's value of a quantity next to its range over the reference runs,
+    and return that range ``(lowest, highest)``.
+
+    ``of`` says how the quantity is computed from a run's recorded metrics: a metric's
+    name, or a function of the metrics (e.g. a difference of two). Use it for a
+    comparison that does not come out the same way on every machine: the book then
+    states the reading and the range, never a typed-in number.
+    """
+    values = [
+        float(run["metrics"][of] if isinstance(of, str) else of(run["metrics"]))
+        for run in runs_of(notebook)
+    ]
+    if not values:
+        raise ValueError(f"{notebook} has no reference runs in {REFERENCE_FILE.name}")
+    shown = f"{{:{'+' if signed else ''}.{digits}f}}".format
+    low, high = min(values), max(values)
+    sentence = (
+        f"{label}: {shown(this_run)} in this run; from {shown(low)} to "
+        f"{shown(high)} over the {describe_runs(runs_of(notebook))}"
+    )
+    if signed:
+        positive = sum(v > 0 for v in values)
+        sentence += f", above zero in {positive} of {len(values)}"
+    print(fill(sentence + "."))
+    return low, high

@@ -27,6 +27,11 @@ from ._checks import plain_number
 __all__ = ["History", "fit", "to_device", "warmup_cosine"]
 
 
+# Every fit() of this process, as {"desc", "steps", "seconds", "device"}: how
+# tools.gpu_check counts a chapter's training steps per second.
+COMPLETED: list[dict[str, Any]] = []
+
+
 @dataclass
 class History:
     """What happened during :func:`fit`.
@@ -144,10 +149,13 @@ def to_device(batch: Any, device: torch.device | str | None) -> Any:
 
 
 def _smoke_steps() -> int | None:
-    """In a smoke run (``COURSE_SMOKE=1``) every training loop stops after a few steps."""
+    """The cap on every training loop: a few steps in a smoke run (``COURSE_SMOKE=1``),
+    ``COURSE_MAX_STEPS`` when set, else none."""
     from . import _CONFIG, SMOKE_STEPS
 
-    return SMOKE_STEPS if _CONFIG is not None and _CONFIG.smoke else None
+    if _CONFIG is None:
+        return None
+    return SMOKE_STEPS if _CONFIG.smoke else _CONFIG.max_steps
 
 
 class _MixedPrecision:
@@ -381,17 +389,13 @@ def fit(
     ):
         last_eval = run_evaluation(epoch)  # always end with the final model's metrics
     history.seconds = elapsed
+    COMPLETED.append(
+        {"desc": desc, "steps": step, "seconds": elapsed, "device": device_type}
+    )
     if progress:
         summary = f"{step} steps in {elapsed:.1f} s; final loss {history.steps[-1]['loss']:.4g}"
         summary += "".join(f", {k} {v:.4g}" for k, v in last_eval.items())
-        print(
-            summary
-            + (
-                f" (smoke run: stopped after {smoke} steps)"
-                if smoke is not None
-                else ""
-            )
-        )
+        print(summary + (f" (capped at {smoke} steps)" if smoke is not None else ""))
     return history
 
 

@@ -1,4 +1,4 @@
-"""course_lib.on_track: the learner's headline numbers against the reference runs."""
+"""course_lib.on_track and course_lib.references.reading: this run next to the matrix."""
 
 import json
 
@@ -6,36 +6,45 @@ import pytest
 
 import course_lib
 from course_lib import references
-from tools import reference_ranges
 
-STORED = {
-    "profile": "quick",
-    "seeds": [0, 1, 2],
-    "notebooks": {
-        "05_vision_transformer": {
-            "test_accuracy": {
-                "label": "ViT test accuracy",
-                "better": "higher",
-                "min": 0.98,
-                "max": 0.99,
-            }
-        },
-        "01_attention_pooling": {
-            "mse_parametric": {"better": "lower", "min": 0.29, "max": 0.31}
-        },
-    },
-}
+
+def run(notebook, seed, capability="AVX2", threads=2, profile="quick", **metrics):
+    return {
+        "notebook": notebook,
+        "profile": profile,
+        "seed": seed,
+        "cpu_capability": capability,
+        "threads": threads,
+        "metrics": metrics,
+    }
+
+
+RUNS = [
+    run("05_vision_transformer", 0, test_accuracy=0.98),
+    run("05_vision_transformer", 1, test_accuracy=0.99),
+    run("05_vision_transformer", 0, "AVX512", test_accuracy=0.985),
+    run("05_vision_transformer", 0, threads=1, profile="full", test_accuracy=0.5),
+    run("01_attention_pooling", 0, mse_parametric=0.29),
+    run("01_attention_pooling", 1, mse_parametric=0.31),
+    run("06_detr", 0, map50_a=0.60, map50_b=0.55),
+    run("06_detr", 1, map50_a=0.60, map50_b=0.62),
+    run("06_detr", 2, "AVX512", map50_a=0.70, map50_b=0.61),
+]
 
 
 @pytest.fixture
 def stored(monkeypatch):
-    monkeypatch.setattr(references, "reference_ranges", lambda: STORED)
+    monkeypatch.setattr(references, "reference_runs", lambda: RUNS)
 
 
 def test_within_or_better_than_the_reference_runs_is_on_track(stored, capsys):
     assert course_lib.on_track("05_vision_transformer", "quick", test_accuracy=0.985)
     out = capsys.readouterr().out
     assert out.startswith("On track") and "0.98–0.99" in out
+    # the reference is described by what the matrix holds (the full run left out)
+    assert "3 reference runs (seeds 0–1; AVX2, AVX512 kernels; 2 threads)" in " ".join(
+        out.split()
+    )
     assert course_lib.on_track("05_vision_transformer", "quick", test_accuracy=0.999)
     out = capsys.readouterr().out
     assert "better than every reference run" in " ".join(out.split())  # wrapped
@@ -53,7 +62,7 @@ def test_worse_than_the_reference_runs_says_what_to_check(stored, capsys):
     assert "✗ ViT test accuracy = 0.9 is below the reference runs" in out
     assert "What to check" in out and "Restart and run all" in out
     assert not course_lib.on_track("01_attention_pooling", "quick", mse_parametric=0.5)
-    assert "above the reference runs" in capsys.readouterr().out
+    assert "above the reference runs" in " ".join(capsys.readouterr().out.split())
     assert not course_lib.on_track(
         "01_attention_pooling", "quick", mse_parametric=float("nan")
     )
@@ -74,61 +83,41 @@ def test_unknown_notebook_or_metric_is_refused(stored):
         course_lib.on_track("05_vision_transformer", "quick")
 
 
-def test_the_stored_file_covers_every_chapter_and_headline():
+def test_a_reading_prints_this_run_beside_the_range_of_the_matrix(stored, capsys):
+    low, high = references.reading(
+        "06_detr",
+        "a minus b",
+        0.024,
+        lambda m: m["map50_a"] - m["map50_b"],
+        signed=True,
+    )
+    assert (round(low, 6), round(high, 6)) == (-0.02, 0.09)
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.startswith("a minus b: +0.024 in this run; from -0.020 to +0.090")
+    assert "over the 3 reference runs (seeds 0–2" in out
+    assert out.endswith("above zero in 2 of 3.")
+    references.reading("06_detr", "a", 0.6, "map50_a")
+    assert "from 0.600 to 0.700" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no reference runs"):
+        references.reading("02_scoring_functions", "x", 1.0, "x")
+
+
+def test_the_committed_matrix_covers_every_chapter_and_headline():
     stored = json.loads(references.REFERENCE_FILE.read_text())
-    assert stored["profile"] == "quick" and stored["seeds"]
-    for stem, metrics in reference_ranges.HEADLINES.items():
-        assert set(stored["notebooks"][stem]) == set(metrics), stem
-        for name, (label, better) in metrics.items():
-            entry = stored["notebooks"][stem][name]
-            assert entry["better"] == better and entry["label"] == label
+    keys = set()
+    for row in stored["runs"]:
+        key = tuple(row[k] for k in ("notebook", "profile", "seed", "cpu_capability"))
+        keys.add(key + (row["threads"],))
+        assert set(row) >= {"torch", "metrics", "finished"}, row["notebook"]
+    assert len(keys) == len(stored["runs"]), (
+        "one row per notebook, seed, kernels, threads"
+    )
+    ranges = references.reference_ranges()
+    for stem, metrics in references.HEADLINES.items():
+        runs = references.runs_of(stem)
+        assert runs, f"no reference runs of {stem}"
+        assert set(ranges["notebooks"][stem]) == set(metrics), stem
+        for name in metrics:
+            entry = ranges["notebooks"][stem][name]
             assert entry["min"] <= entry["max"]
-            assert len(entry["values"]) == len(stored["seeds"])
-
-
-def test_the_tool_refuses_unknown_notebooks(capsys):
-    with pytest.raises(SystemExit):
-        reference_ranges.main(["99_nothing"])
-    assert "unknown notebooks" in capsys.readouterr().err
-
-
-def _kept_record(folder, seed, value, profile="quick"):
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {
-        "notebook": "06_detr",
-        "profile": profile,
-        "seed": seed,
-        "metrics": {"test_map50": value},
-    }
-    (folder / "06_detr.json").write_text(json.dumps(record))
-
-
-def test_ranges_from_kept_records(tmp_path, monkeypatch):
-    output = tmp_path / "ranges.json"
-    output.write_text(json.dumps(STORED))
-    monkeypatch.setattr(reference_ranges, "OUTPUT", output)
-    for seed, value in [(0, 0.93), (1, 0.95), (2, 0.91)]:
-        _kept_record(tmp_path / "kept" / f"seed-{seed}", seed, value)
-    reference_ranges.main(["--from", str(tmp_path / "kept"), "06_detr"])
-    written = json.loads(output.read_text())
-    detr = written["notebooks"]["06_detr"]["test_map50"]
-    assert (detr["min"], detr["max"], detr["values"]) == (
-        0.91,
-        0.95,
-        [0.93, 0.95, 0.91],
-    )
-    # the other chapters keep their stored ranges
-    assert (
-        written["notebooks"]["05_vision_transformer"]
-        == (STORED["notebooks"]["05_vision_transformer"])
-    )
-
-
-def test_kept_records_of_another_seed_or_profile_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(reference_ranges, "OUTPUT", tmp_path / "ranges.json")
-    _kept_record(tmp_path / "seed-0", 0, 0.93)
-    _kept_record(tmp_path / "seed-1", 0, 0.95)  # seed 0's record in seed-1/
-    _kept_record(tmp_path / "seed-2", 2, 0.91, profile="full")
-    with pytest.raises(SystemExit):
-        reference_ranges.main(["--from", str(tmp_path), "06_detr"])
-    assert not (tmp_path / "ranges.json").exists()
+            assert len(entry["values"]) == len(runs)
