@@ -2,15 +2,17 @@
 #   make book   install, execute every notebook once (quick profile), build the HTML book in
 #               _book/html and its PDF in _book/pdf; a second `make book` re-executes only the
 #               notebooks whose code or course_lib changed (`make clean book` executes all)
-#   make test   install, lint, unit tests, every notebook through nbmake and the strict book build,
-#               a smoke run of every notebook's full profile, then the built site in a real
-#               browser (headless Chromium) and the recorded training times
+#   make test   install, lint, unit tests, every notebook through nbmake and the strict book build
+#               (a failed outcome check fails it), a smoke run of every notebook's full profile,
+#               then the built site in a real browser (headless Chromium) and the recorded results
+#   make bench  the chapters' training times of the last build, normalised by a machine-speed
+#               probe, and the multi-head attention benchmark (speed is a benchmark, not a test)
 PYTHON ?= python3
 # Installing is skipped while requirements.txt and pyproject.toml are older than the stamp,
 # which lives inside the Python environment: a fresh virtual environment installs again.
 STAMP := $(shell $(PYTHON) -c "import sys; print(sys.prefix)")/.attention-hands-on-installed
 
-.PHONY: install book pdf test lint format unit smoke browser site strip clean
+.PHONY: install book pdf test bench lint format unit smoke browser site strip clean
 
 install: $(STAMP)
 
@@ -29,6 +31,9 @@ test: install lint browser
 	$(PYTHON) -m tools.build_book --force
 	$(PYTHON) -m tools.smoke_run
 	$(PYTHON) -m pytest site_tests
+
+bench: install  # normalised training times of the last build, the MHA benchmark
+	$(PYTHON) -m tools.bench
 
 lint: install   # ruff: lint and format check of the library, tools, tests and notebooks
 	$(PYTHON) -m ruff check .

@@ -27,8 +27,8 @@ from ._checks import plain_number
 __all__ = ["History", "fit", "to_device", "warmup_cosine"]
 
 
-# Every fit() of this process, as {"desc", "steps", "seconds", "device"}: how
-# tools.gpu_check counts a chapter's training steps per second.
+# Every fit() of this process, as {"desc", "steps", "requested", "seconds", "device"}:
+# how tools.gpu_check counts a chapter's steps per second and estimates uncapped runs.
 COMPLETED: list[dict[str, Any]] = []
 
 
@@ -297,6 +297,7 @@ def fit(
     )
     if steps is None and epochs is None and max_seconds is None:
         epochs = 1
+    requested = steps if steps is not None else _total_steps(batches, epochs)
     smoke = _smoke_steps()
     if smoke is not None:
         steps = smoke if steps is None else min(steps, smoke)
@@ -390,7 +391,13 @@ def fit(
         last_eval = run_evaluation(epoch)  # always end with the final model's metrics
     history.seconds = elapsed
     COMPLETED.append(
-        {"desc": desc, "steps": step, "seconds": elapsed, "device": device_type}
+        {
+            "desc": desc,
+            "steps": step,
+            "requested": requested,  # None when only the epochs are known
+            "seconds": elapsed,
+            "device": device_type,
+        }
     )
     if progress:
         summary = f"{step} steps in {elapsed:.1f} s; final loss {history.steps[-1]['loss']:.4g}"

@@ -6,10 +6,12 @@
    ``references.bib``, ``book/``) up to date, with execution switched off in the copy's
    ``_config.yml``. Only files whose content changed are written, so that the HTML build
    can be incremental.
-2. Execute the copied notebooks one after another with nbmake (``pytest --nbmake
-   --overwrite``): each notebook is a test, a failing cell fails the build, and the
-   outputs are written into the copy. Headline numbers go to ``COURSE_RESULTS_DIR``
-   (default ``_book/results``); the profile is ``COURSE_PROFILE`` (default quick).
+2. Time the machine-speed probe (``tools/bench.py``), then execute the copied notebooks
+   one after another with nbmake (``pytest --nbmake --overwrite``): each notebook is a
+   test, a failing cell fails the build, and the outputs are written into the copy. The
+   run is strict (``COURSE_STRICT=1`` unless set): a chapter's failed outcome check
+   fails it. Headline numbers go to ``COURSE_RESULTS_DIR`` (default ``_book/results``);
+   the profile is ``COURSE_PROFILE`` (default quick).
    **A notebook is executed again only when something its run depends on changed**
    since its last successful execution: its code cells, any file of ``course_lib``
    (the reference ranges included), or the ``COURSE_*`` variables. Otherwise its outputs
@@ -44,7 +46,7 @@ from pathlib import Path
 
 import yaml
 
-from tools import pdf, results_page
+from tools import bench, pdf, results_page
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_book"  # not "_build": nbmake skips any path with a "_build" part
@@ -53,7 +55,14 @@ HTML = BUILD / "html"
 CACHE = BUILD / "cache"  # <stem>.ipynb (executed) + <stem>.key (what it depended on)
 COPIED = ["_config.yml", "_toc.yml", "references.bib", "book", "_ext"]
 SKIPPED = {".ipynb_checkpoints", "__pycache__", "_build"}
-ENVIRONMENT = ("COURSE_PROFILE", "COURSE_SEED", "COURSE_DEVICE", "COURSE_SMOKE")
+ENVIRONMENT = (
+    "COURSE_PROFILE",
+    "COURSE_SEED",
+    "COURSE_DEVICE",
+    "COURSE_SMOKE",
+    "COURSE_MAX_STEPS",
+    "COURSE_STRICT",
+)
 
 
 def write_if_changed(path: Path, content: bytes) -> bool:
@@ -198,6 +207,10 @@ def results_dir() -> Path:
     return Path(os.environ.get("COURSE_RESULTS_DIR", BUILD / "results"))
 
 
+def probe_path() -> Path:
+    return results_dir() / bench.PROBE
+
+
 def unknown_stems(stems: list[str]) -> list[str]:
     """The given names that are not notebooks of book/ (checked before anything is deleted)."""
     known = {p.stem for p in (ROOT / "book").glob("*.ipynb")}
@@ -210,6 +223,7 @@ def execute(stems: list[str]) -> int:
         return 0
     env = dict(os.environ)
     env.setdefault("COURSE_PROFILE", "quick")
+    env.setdefault("COURSE_STRICT", "1")  # a failed outcome check fails the build
     env["COURSE_RESULTS_DIR"] = str(results_dir())
     command = [
         sys.executable,
@@ -380,6 +394,14 @@ def main(argv: list[str]) -> int:
         + (f"; without outputs: {without_outputs}" if without_outputs else ""),
         flush=True,
     )
+    if to_run:  # the machine's speed, timed just before the runs it normalises
+        status = subprocess.call(
+            [sys.executable, "-m", "tools.bench", "--probe-json", str(probe_path())],
+            cwd=ROOT,
+        )
+        if status != 0:
+            print("The machine probe failed; see above.")
+            return status
     status = execute(to_run)
     if status != 0:
         print("Executing the notebooks failed; see above.")

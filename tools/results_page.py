@@ -11,9 +11,11 @@ Full-profile numbers come from a GPU run that someone committed under ``results/
 (see the README: ``COURSE_PROFILE=full COURSE_RESULTS_DIR=results/full`` on a GPU, then
 commit the JSON files); a chapter without one says "not measured yet".
 
-``TIME_BUDGETS`` are the quick profile's training-time budgets on CI's 2-core CPU. No
-notebook asserts a time (a learner's slow laptop must not fail); ``site_tests`` checks
-them from the recorded results after the build.
+Training times are shown normalised by the machine-speed probe timed in the same build
+(``tools/bench.py``), next to their targets; what each chapter asserts comes from
+``course_lib.outcomes``, and the ranges from the robustness matrix
+(``course_lib/reference_runs.json``). A committed GPU check (``results/gpu/``,
+``tools/gpu_check.py``) is shown as measured.
 """
 
 from __future__ import annotations
@@ -23,31 +25,30 @@ import re
 import sys
 from pathlib import Path
 
-from tools import quantities
+from course_lib import outcomes, references
+from tools import bench, quantities
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-REFERENCE_RANGES = json.loads(
-    (ROOT / "course_lib" / "reference_ranges.json").read_text()
-)["notebooks"]
 FULL_RESULTS = ROOT / "results" / "full"
+GPU_CHECK = ROOT / "results" / "gpu" / "gpu_check.md"
 BENCHMARK = "benchmark_mha.json"
-# quick profile, CI's 2-core CPU: the most `train_seconds` a chapter may record
-TIME_BUDGETS = {
-    "04_transformer": 150,
-    "05_vision_transformer": 120,
-    "06_detr": 240,
-    "07_moco": 180,
-}
 
 INTRO = """\
 # Results of the last build
 
-Every chapter ends with a hidden cell that records its headline numbers and asserts
-that they are good enough: if a chapter still runs but no longer learns, the build
-fails. This page shows what that cell recorded when this copy of the book was built,
-on the machine named below. It is what you can expect on a laptop CPU in the *quick*
-profile (on Colab's GPU the chapters run faster; the *full* profile is bigger).
+Every chapter ends with a hidden cell that records its numbers and checks what the
+chapter must achieve: if a chapter still runs but no longer learns, the build fails.
+This page shows what that cell recorded when this copy of the book was built, on the
+machine named below: what you can expect on a laptop CPU in the *quick* profile (on
+Colab's GPU the chapters run faster; the *full* profile is bigger).
+
+Next to each number: what the chapter asserts about it, and its range over the
+**reference runs**, the robustness matrix: every chapter run over several seeds, two
+sets of CPU kernels and one or two threads (`python -m tools.matrix`). A check is
+asserted only if it held in every one of those runs with a margin; a comparison that
+came out differently on some machine is shown in its chapter as that run's reading next
+to this range.
 """
 
 
@@ -104,14 +105,15 @@ def read_records(results_dir: Path) -> tuple[list[dict], list[str]]:
     return records, problems
 
 
-def _training_time(record: dict) -> str:
+def _training_time(record: dict, probe_seconds: float | None) -> str:
     seconds = record["metrics"].get("train_seconds")
-    budget = TIME_BUDGETS.get(record["notebook"])
     if not isinstance(seconds, (int, float)):
         return "–"
-    return f"{seconds:.0f}" + (
-        f" ({budget})" if budget and record.get("profile") == "quick" else ""
-    )
+    if probe_seconds is None or record.get("profile") != "quick":
+        return f"{seconds:.0f}"
+    target = bench.TARGETS.get(record["notebook"])
+    shown = f"{seconds:.0f} s = {seconds / probe_seconds:,.0f}"
+    return shown + (f" (target {target:,})" if target else "")
 
 
 def _full_profile(stem: str, full_dir: Path) -> str:
@@ -123,12 +125,74 @@ def _full_profile(stem: str, full_dir: Path) -> str:
     return f"measured on {gpu}, {record.get('finished', '?')[:10]} (below)"
 
 
+def _row(*cells: str) -> str:
+    """A Markdown table row; an empty cell is written '| |'."""
+    return "|" + "|".join(f" {c} " if c else " " for c in cells) + "|"
+
+
 def _reference_range(stem: str, metric: str) -> str:
-    stored = REFERENCE_RANGES.get(stem, {}).get(metric)
-    if not stored:
+    """The smallest and largest value of a number over the reference runs."""
+    values = [
+        r["metrics"].get(metric)
+        for r in references.runs_of(stem)
+        if isinstance(r["metrics"].get(metric), (int, float))
+        and not isinstance(r["metrics"].get(metric), bool)
+    ]
+    if not values:
         return ""
-    low, high = _value(stored["min"]), _value(stored["max"])
+    low, high = _value(min(values)), _value(max(values))
     return low if low == high else f"{low} to {high}"
+
+
+def asserted(stem: str, metric: str) -> str:
+    """What the chapter's outcome checks assert about ``metric`` in the quick profile,
+    in words: '≥ 0.9', '< test MSE, Nadaraya–Watson with h = 1', ..."""
+    labels = quantities.QUANTITIES.get(stem, {})
+    symbols = {">": ">", ">=": "≥", "<": "<", "<=": "≤", "==": "=", "≈": "within"}
+    mirrored = {">": "<", ">=": "≤", "<": ">", "<=": "≥"}
+
+    def name(side: str) -> str:
+        base, _, index = side.partition("[")
+        label = labels.get(base, (f"`{base}`",))[0]
+        return f"{label} [{index}" if index else label
+
+    said = []
+    for check in outcomes.CHECKS.get(stem, []):
+        if not check.applies_to("quick"):
+            continue
+        left_base = check.left.partition("[")[0]
+        right_base = (
+            check.right.partition("[")[0]
+            if isinstance(check.right, str) and check.op != "=="
+            else None
+        )
+        if check.op == "==":
+            if left_base == metric:
+                said.append(f"= {check.right}")
+            continue
+        if isinstance(check.right, dict):
+            if left_base == metric:
+                said.append(f"{symbols[check.op]} {check.right['quick']:g}")
+            continue
+        scale = f"{check.times:g} × " if check.times != 1 else ""
+        shift = (
+            f" {'+' if check.plus > 0 else '−'} {abs(check.plus):g}"
+            if check.plus
+            else ""
+        )
+        if check.op == "≈":
+            if metric in (left_base, right_base):
+                other = check.right if left_base == metric else check.left
+                said.append(f"within {check.within:.3g} of {name(other)}")
+        elif left_base == metric:
+            index = check.left[len(left_base) :]
+            said.append(
+                f"{index + ' ' if index else ''}{symbols[check.op]} "
+                f"{scale}{name(check.right)}{shift}"
+            )
+        elif right_base == metric and not scale and not shift:
+            said.append(f"{mirrored[check.op]} {name(check.left)}")
+    return "; ".join(said)
 
 
 def _record_section(r: dict, heading: str) -> list[str]:
@@ -143,7 +207,7 @@ def _record_section(r: dict, heading: str) -> list[str]:
         f"Recorded {r.get('finished', '?')}, {r.get('profile', '?')} profile, "
         f"seed {r.get('seed', '?')}, {_machine(r.get('machine', {}))}.",
         "",
-        "| Quantity | This build | Asserted (quick profile) | Reference runs, seeds 0–2 |",
+        "| Quantity | This build | Asserted (quick profile) | Reference runs |",
         "|---|---|---|---|",
     ]
     metrics = r["metrics"]
@@ -156,16 +220,42 @@ def _record_section(r: dict, heading: str) -> list[str]:
         if rows:
             lines.append(f"| **{title}** | | | |")
         for name, value in rows:
-            label, _, check = known[name]
+            label, _ = known[name]
             lines.append(
-                f"| {label} | {_value(value)} | {check} | "
-                f"{_reference_range(stem, name)} |"
+                _row(
+                    label,
+                    _value(value),
+                    asserted(stem, name),
+                    _reference_range(stem, name),
+                )
             )
     others = [(n, v) for n, v in metrics.items() if n not in known]
     if others:
         lines.append("| **Other** | | | |")
-        lines += [f"| `{name}` | {_value(value)} | | |" for name, value in others]
+        lines += [
+            _row(
+                f"`{name}`",
+                _value(value),
+                asserted(stem, name),
+                _reference_range(stem, name),
+            )
+            for name, value in others
+        ]
     return [*lines, ""]
+
+
+def _probe_in_words(probe: dict | None) -> str:
+    if probe is None:
+        return "*The machine-speed probe did not run in this build.*"
+    return (
+        "**Normalised training time** = training seconds / the seconds of a fixed "
+        "probe workload (matrix products, a convolution, a Transformer layer; "
+        f"`tools/bench.py`), timed on the same machine in the same build: "
+        f"{1000 * probe['seconds']:.1f} ms here ({probe['threads']} threads, "
+        f"{probe['cpu_capability']} kernels). It varies far less between machines "
+        "than seconds do; the targets are the quick profile's time budgets in those "
+        "units. `make bench` prints the same table."
+    )
 
 
 def _benchmark_in_words(row: dict) -> str:
@@ -187,11 +277,14 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
         lines.append("*No chapter has recorded results in this build.*\n")
     else:
         total = sum(r.get("seconds_since_setup") or 0 for r in records)
+        probe_file = Path(results_dir) / bench.PROBE
+        probe = json.loads(probe_file.read_text()) if probe_file.exists() else None
+        probe_seconds = probe["seconds"] if probe else None
         lines += [
             "## Overview",
             "",
             "| Chapter | Profile | Seed | Device | Seconds, setup cell to last cell "
-            "| Training seconds (CI's budget) | Full profile on a GPU |",
+            "| Training: seconds = normalised (target) | Full profile on a GPU |",
             "|---|---|---|---|---|---|---|",
         ]
         for r in records:
@@ -199,13 +292,16 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
             lines.append(
                 f"| {link} | {r.get('profile', '?')} | {r.get('seed', '?')} | "
                 f"{r.get('device', '?')} | {r.get('seconds_since_setup') or 0:.0f} | "
-                f"{_training_time(r)} | {_full_profile(r['notebook'], full_dir)} |"
+                f"{_training_time(r, probe_seconds)} | "
+                f"{_full_profile(r['notebook'], full_dir)} |"
             )
         lines += [
             "",
             f"All chapters together: {total / 60:.1f} minutes (starting the kernel and "
             "importing PyTorch add a few seconds per chapter). Machine: "
             f"{_machine(records[0].get('machine', {}))}.",
+            "",
+            _probe_in_words(probe),
             "",
         ]
         for r in records:
@@ -222,6 +318,21 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
         ]
     for r in full:
         lines += _record_section(r, "###")
+    lines += ["## The quick profile on a GPU", ""]
+    if GPU_CHECK.exists():
+        measured = GPU_CHECK.read_text().split("\n", 1)[1]  # below its own title
+        lines += [
+            "Measured by `python -m tools.gpu_check` (every chapter on CUDA with its "
+            "outcome checks, then the full profile's speed), committed in "
+            "`results/gpu/`:",
+            measured.replace("\n## ", "\n### "),
+        ]
+    else:
+        lines += [
+            "No GPU check has been committed yet (`python -m tools.gpu_check` on a "
+            "machine with CUDA, then commit `results/gpu/`).",
+            "",
+        ]
     benchmark = Path(results_dir) / BENCHMARK
     lines += ["## Benchmark: our multi-head attention against PyTorch's", ""]
     if benchmark.exists():
