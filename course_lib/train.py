@@ -27,8 +27,9 @@ from ._checks import plain_number
 __all__ = ["History", "fit", "to_device", "warmup_cosine"]
 
 
-# Every fit() of this process, as {"desc", "steps", "requested", "seconds", "device"}:
-# how tools.gpu_check counts a chapter's steps per second and estimates uncapped runs.
+# Every fit() of this process, as {"desc", "steps", "requested", "seconds",
+# "first_step_seconds", "device"}: how tools.gpu_check counts a chapter's steps per
+# second and estimates how long uncapped runs take.
 COMPLETED: list[dict[str, Any]] = []
 
 
@@ -316,7 +317,7 @@ def fit(
         ncols=72,
         unit="step",
     )
-    step, elapsed, last_eval = 0, 0.0, {}
+    step, elapsed, last_eval, first_step_seconds = 0, 0.0, {}, 0.0
 
     def run_evaluation(epoch: int) -> dict[str, float]:
         log.flush()
@@ -350,6 +351,8 @@ def fit(
             if device_type == "cuda" and step % log.every == 0:
                 torch.cuda.synchronize()  # count the GPU's queued work in the training time
             elapsed += time.perf_counter() - start
+            if step == 1:
+                first_step_seconds = elapsed  # allocation, kernel choice: not typical
             # -- bookkeeping ------------------------------------------------------------
             log.add(
                 {
@@ -396,6 +399,7 @@ def fit(
             "steps": step,
             "requested": requested,  # None when only the epochs are known
             "seconds": elapsed,
+            "first_step_seconds": first_step_seconds,
             "device": device_type,
         }
     )

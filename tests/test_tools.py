@@ -1,12 +1,23 @@
 """The command-line tools answer --help, refuse unknown commands, and check before they delete."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tools import build_book, notebooks, pdf, results_page, smoke_run, standin_data
+from tools import (
+    bench,
+    build_book,
+    gpu_check,
+    matrix,
+    notebooks,
+    pdf,
+    results_page,
+    smoke_run,
+    standin_data,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,6 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("tool", [build_book, notebooks, pdf, results_page, smoke_run])
 def test_every_tool_answers_help(tool, capsys):
     assert tool.main(["--help"]) == 0
+    assert "python -m tools." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("tool", [bench, gpu_check, matrix])
+def test_the_argparse_tools_answer_help(tool, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        tool.main(["--help"])
+    assert exit_.value.code == 0
     assert "python -m tools." in capsys.readouterr().out
 
 
@@ -201,3 +220,68 @@ def test_unchanged_files_keep_their_time_for_the_incremental_html_build(tmp_path
     assert not build_book.write_if_changed(path, b"text")
     assert path.stat().st_mtime_ns == before
     assert build_book.write_if_changed(path, b"new text")
+
+
+def test_gpu_check_runs_a_chapter_on_the_cpu(tmp_path):
+    """The GPU check cannot rot: its whole path (both parts, the report, the table) runs
+    here on the CPU, capped at 2 steps, on chapter 1 (the GPU run takes every chapter)."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "tools.gpu_check", "--device", "cpu", "--steps"]
+    command += ["2", "--full-steps", "2", "--out", str(out), "01_attention_pooling"]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    result = json.loads((out / "gpu_check.json").read_text())
+    quick = result["quick"]["01_attention_pooling"]
+    full = result["full"]["01_attention_pooling"]
+    assert quick["error"] is None and full["error"] is None
+    assert quick["checks"] == {"evaluated": False}  # capped: nothing was learned
+    assert quick["steps"] == 2 and full["steps"] == 2  # every loop capped
+    assert full["complete"] and full["estimated_uncapped_seconds"] >= full["seconds"]
+    assert full["requested_steps"] > full["steps"]
+    table = (out / "gpu_check.md").read_text()
+    assert table.startswith("# GPU check: CPU")
+    assert "| 01_attention_pooling |" in table and "not evaluated (capped)" in table
+
+
+def test_gpu_check_reports_what_a_notebook_raised(tmp_path, monkeypatch):
+    book = tmp_path / "book"
+    book.mkdir()
+    cells = [
+        {"cell_type": "code", "source": ["x = 1\n"]},
+        {"cell_type": "markdown", "source": ["# words"]},
+        {"cell_type": "code", "source": ["raise RuntimeError('on the GPU')"]},
+    ]
+    (book / "broken.ipynb").write_text(json.dumps({"cells": cells}))
+    monkeypatch.setattr(gpu_check, "BOOK", book)
+    report = tmp_path / "report.json"
+    assert gpu_check.main(["--run-one", "broken", "--report", str(report)]) == 1
+    written = json.loads(report.read_text())
+    assert written["cells_done"] == 1 and written["cells"] == 2
+    assert "RuntimeError: on the GPU" in written["error"]
+
+
+def test_gpu_check_wants_a_gpu_unless_told_cpu(capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--device", "cuda"])
+    assert "--device cpu" in capsys.readouterr().err
+
+
+def test_the_machine_probe_and_the_normalised_times(tmp_path, capsys):
+    probe = tmp_path / "results" / bench.PROBE
+    assert bench.main(["--probe-json", str(probe)]) == 0
+    timed = json.loads(probe.read_text())
+    assert timed["seconds"] == pytest.approx(sum(timed["parts"].values()))
+    assert set(timed["parts"]) == {"matmul", "convolution", "transformer_layer"}
+    assert timed["seconds"] > 0 and timed["threads"] >= 1
+    record = {"notebook": "06_detr", "profile": "quick", "metrics": {}}
+    for stem, seconds in [("06_detr", 2 * timed["seconds"] * 1000), ("04_x", 1.0)]:
+        record = {**record, "notebook": stem, "metrics": {"train_seconds": seconds}}
+        (tmp_path / "results" / f"{stem}.json").write_text(json.dumps(record))
+    rows = {r["notebook"]: r for r in bench.normalised(tmp_path / "results")}
+    assert rows["06_detr"]["normalised"] == pytest.approx(2000)
+    assert rows["06_detr"]["target"] == bench.TARGETS["06_detr"]
+    assert rows["04_x"]["target"] is None
+    shown = bench.table(list(rows.values()))
+    assert "| 06_detr |" in shown and "| 2,000 |" in shown
+    assert bench.normalised(tmp_path / "nothing") == []

@@ -100,6 +100,13 @@ def run_one(notebook: Path, report: Path) -> int:
 # The parent: both parts, the JSON and the table
 
 
+def seconds_per_step(fit: dict) -> float:
+    """A typical step's seconds: the first (allocation, kernel choice) left out."""
+    if fit["steps"] > 1:
+        return (fit["seconds"] - fit.get("first_step_seconds", 0)) / (fit["steps"] - 1)
+    return fit["seconds"]
+
+
 def summarise(stem: str, report: dict, record: dict | None, part: str) -> dict:
     fits = report["fits"]
     steps = sum(f["steps"] for f in fits)
@@ -119,7 +126,7 @@ def summarise(stem: str, report: dict, record: dict | None, part: str) -> dict:
             row["estimated_uncapped_seconds"] = round(
                 report["seconds"]
                 + sum(
-                    (f["requested"] - f["steps"]) * f["seconds"] / f["steps"]
+                    (f["requested"] - f["steps"]) * seconds_per_step(f)
                     for f in fits
                     if f["steps"]
                 )
@@ -274,9 +281,10 @@ def markdown(result: dict) -> str:
         *(table_row(s, r, "full") for s, r in result["full"].items()),
         "",
         "The estimate adds, for every training loop, the steps it was asked for beyond "
-        "the cap at the speed measured under the cap (first steps included, so it leans "
-        "high); data preparation is measured on the stand-in data sets, smaller than the "
-        "real downloads.",
+        "the cap at the speed of its capped steps after the first; data preparation is "
+        "measured on the stand-in data sets, smaller than the real downloads, and "
+        "evaluations on the capped models. A loop given epochs of an iterable of unknown "
+        "length has no estimate (–).",
     ]
     return "\n".join(lines) + "\n"
 
