@@ -77,7 +77,9 @@ HEADLINES: dict[str, dict[str, tuple[str, str]]] = {
 @cache
 def reference_runs() -> list[dict[str, Any]]:
     """Every run of the matrix: ``{"notebook", "profile", "seed", "cpu_capability",
-    "threads", "torch", "metrics", ...}``."""
+    "threads", "torch", "metrics", ...}``; none before the matrix is first measured."""
+    if not REFERENCE_FILE.exists():
+        return []
     return json.loads(REFERENCE_FILE.read_text())["runs"]
 
 
@@ -175,11 +177,11 @@ def on_track(notebook: str, profile: str | None = None, **metrics: float) -> boo
             f"the headline metrics of {notebook} are {sorted(known)}; got "
             f"{sorted(metrics)}"
         )
-    if profile != stored["profile"]:
+    if profile != stored["profile"] or not runs_of(notebook):
         print(
             fill(
-                f"No reference runs exist for the {profile} profile yet (only for "
-                f"{stored['profile']}): nothing to compare with."
+                f"No reference runs exist for {notebook} in the {profile} profile yet: "
+                "nothing to compare with."
             )
         )
         return False
@@ -244,9 +246,10 @@ def reading(
         float(run["metrics"][of] if isinstance(of, str) else of(run["metrics"]))
         for run in runs_of(notebook)
     ]
-    if not values:
-        raise ValueError(f"{notebook} has no reference runs in {REFERENCE_FILE.name}")
     shown = f"{{:{'+' if signed else ''}.{digits}f}}".format
+    if not values:
+        print(fill(f"{label}: {shown(this_run)} in this run; no reference runs yet."))
+        return math.nan, math.nan
     low, high = min(values), max(values)
     sentence = (
         f"{label}: {shown(this_run)} in this run; from {shown(low)} to "

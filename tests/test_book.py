@@ -85,6 +85,10 @@ class TestNotebook:
         assert text(first_code) == nbtools.setup_cell_source(), (
             "run `python -m tools.notebooks set-repo` to regenerate the setup cell"
         )
+        # folded in the book and the PDF, a form in Colab; its output stays visible
+        assert "hide-input" in first_code["metadata"].get("tags", [])
+        assert first_code["metadata"].get("cellView") == "form"
+        assert text(first_code).startswith("# @title")
 
     def test_hidden_outcome_cell_records_and_checks(self, path):
         """The last cell records the chapter's numbers and checks them with
@@ -274,6 +278,36 @@ class TestNotebook:
         metrics = set(re.findall(r"(\w+)=", call.group(2)))
         stored = references.reference_ranges()["notebooks"][path.stem]
         assert metrics == set(stored), (metrics, set(stored))
+
+    def test_the_prose_types_no_number_of_the_reference_runs(self, path):
+        """A sentence about the reference runs quotes no number: ranges over the
+        robustness matrix are printed from the committed file by
+        ``course_lib.references.reading`` (or ``on_track``), so that re-measuring the
+        matrix updates the book. Hidden-cell comments quote none either."""
+        for cell in cells(path, "markdown"):
+            prose = re.sub(r"\$[^$]*\$", "x", text(cell))  # maths is not a reading
+            for sentence in re.split(r"(?<=[.;:!?])\s+|\n\s*[-*] ", prose):
+                if re.search(r"reference run|seeds? \d", sentence, re.I):
+                    assert not re.search(r"\d", sentence), (
+                        f"{path.stem} types a number of the reference runs: "
+                        f"{' '.join(sentence.split())}"
+                    )
+        hidden = text(cells(path, "code")[-1])
+        assert not re.search(r"#.*seeds? \d", hidden), "numbers of seeds in a comment"
+
+    def test_readings_name_metrics_the_chapter_records(self, path):
+        """Every course_lib.references.reading of a chapter reads its own notebook's
+        runs, by a metric its hidden cell records."""
+        hidden = text(cells(path, "code")[-1])
+        for cell in cells(path, "code"):
+            for call in re.finditer(
+                r"references\.reading\(\s*\"(\w+)\"(.*?)\n\)", text(cell), re.S
+            ):
+                assert call.group(1) == path.stem
+                for metric in re.findall(r'm\["(\w+)"\]|^\s+"(\w+)",?$', call.group(2)):
+                    name = metric[0] or metric[1]
+                    if name.islower() and "_" in name:
+                        assert f"{name}=" in hidden, f"{name} is not recorded"
 
     def test_conceptual_exercises_have_solutions(self, path):
         markdown = "".join(text(c) for c in cells(path, "markdown"))

@@ -1,6 +1,7 @@
 """course_lib.on_track and course_lib.references.reading: this run next to the matrix."""
 
 import json
+import math
 
 import pytest
 
@@ -71,7 +72,14 @@ def test_worse_than_the_reference_runs_says_what_to_check(stored, capsys):
 
 def test_no_reference_for_another_profile(stored, capsys):
     assert not course_lib.on_track("05_vision_transformer", "full", test_accuracy=0.9)
-    assert "No reference runs exist for the full profile" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "No reference runs exist for 05_vision_transformer in the full profile" in out
+    )
+    assert not course_lib.on_track(
+        "02_scoring_functions", "quick", lookup_accuracy_dot=1
+    )
+    assert "nothing to compare with" in capsys.readouterr().out
 
 
 def test_unknown_notebook_or_metric_is_refused(stored):
@@ -98,8 +106,9 @@ def test_a_reading_prints_this_run_beside_the_range_of_the_matrix(stored, capsys
     assert out.endswith("above zero in 2 of 3.")
     references.reading("06_detr", "a", 0.6, "map50_a")
     assert "from 0.600 to 0.700" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="no reference runs"):
-        references.reading("02_scoring_functions", "x", 1.0, "x")
+    low, high = references.reading("02_scoring_functions", "x", 1.0, "x")
+    assert math.isnan(low) and math.isnan(high)
+    assert "x: 1.000 in this run; no reference runs yet." in capsys.readouterr().out
 
 
 def test_the_committed_matrix_covers_every_chapter_and_headline():

@@ -172,3 +172,16 @@ def test_what_is_asserted_is_said_in_words():
     assert "[0] <" in results_page.asserted("06_detr", "recall_by_size")
     assert results_page.asserted("06_detr", "outcome_pretrained") == "= a"
     assert results_page.asserted("06_detr", "nms_map50") == ""
+
+
+def test_a_committed_gpu_check_is_shown_with_the_gpus_name(tmp_path, monkeypatch):
+    table = tmp_path / "gpu_check.md"
+    table.write_text(
+        "# GPU check: NVIDIA Example 80GB\n\nwhen\n\n## Quick profile\n\n| a | b |\n"
+    )
+    monkeypatch.setattr(results_page, "GPU_CHECK", table)
+    page = results_page.render(tmp_path)
+    assert "Measured on an **NVIDIA Example 80GB**" in page
+    assert "\n### Quick profile\n" in page  # a level below the page's section
+    monkeypatch.setattr(results_page, "GPU_CHECK", tmp_path / "none.md")
+    assert "No GPU check has been committed yet" in results_page.render(tmp_path)

@@ -85,11 +85,19 @@ def standard_matrix() -> list[tuple[int, str, int]]:
 
 
 def execute(
-    seed: int, kernels: str, threads: int, stems: list[str], book: Path, out: Path
+    seed: int,
+    kernels: str,
+    threads: int,
+    stems: list[str],
+    book: Path,
+    out: Path,
+    tmp: str,
 ) -> int:
-    """Run the notebooks once; their records land in ``out``."""
+    """Run the notebooks once, with the copy of course_lib in ``tmp/lib``; their records
+    land in ``out``."""
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(tmp) / "lib"), str(ROOT)]),
         **KERNELS[kernels],
         "COURSE_PROFILE": "quick",
         "COURSE_SEED": str(seed),
@@ -174,14 +182,21 @@ def collect(folder: Path, cpu_capability: str | None = None) -> list[dict]:
     return rows
 
 
-def run(plan: list[tuple[int, str, int]], stems: list[str]) -> int:
+def run(
+    plan: list[tuple[int, str, int]], stems: list[str], book: Path | None = None
+) -> int:
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
-        # a copy: the book can be edited while this runs
-        book = shutil.copytree(ROOT / "book", Path(tmp) / "book")
+        # copies of the book and of course_lib: both can be edited while this runs
+        book = shutil.copytree(book or ROOT / "book", Path(tmp) / "book")
+        shutil.copytree(
+            ROOT / "course_lib",
+            Path(tmp) / "lib" / "course_lib",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
         for seed, kernels, threads in plan:
             out = Path(tmp) / f"seed-{seed}-{kernels}-{threads}"
-            failures += execute(seed, kernels, threads, stems, book, out) != 0
+            failures += execute(seed, kernels, threads, stems, book, out, tmp) != 0
             rows = collect(out, capability(kernels))
             store(rows)
             print(f"stored {len(rows)} runs in {OUTPUT}", flush=True)
@@ -261,6 +276,9 @@ def main(argv: list[str]) -> int:
     run_parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     run_parser.add_argument("--kernels", choices=sorted(KERNELS), default="native")
     run_parser.add_argument("--threads", type=int, default=2)
+    run_parser.add_argument(
+        "--book", type=Path, help="run the notebooks of this folder (default: book/)"
+    )
     run_parser.add_argument("stems", nargs="*")
     import_parser = commands.add_parser("import", help="store records made elsewhere")
     import_parser.add_argument("folder", type=Path)
@@ -279,7 +297,7 @@ def main(argv: list[str]) -> int:
             if args.standard
             else [(seed, args.kernels, args.threads) for seed in args.seeds]
         )
-        status = run(plan, stems)
+        status = run(plan, stems, args.book)
         report(stems)
         return status
     if args.command == "import":

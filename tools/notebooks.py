@@ -116,6 +116,17 @@ def first_code_cell(nb: dict) -> dict | None:
     return next((c for c in nb["cells"] if c["cell_type"] == "code"), None)
 
 
+def fold_setup_cell(cell: dict) -> None:
+    """The setup cell is install code: folded in the book and the PDF (``hide-input``,
+    its one-line output shown) and a form in Colab (``cellView``), where the PROFILE
+    field stays visible."""
+    metadata = cell.setdefault("metadata", {})
+    tags = metadata.setdefault("tags", [])
+    if "hide-input" not in tags:
+        tags.append("hide-input")
+    metadata["cellView"] = "form"
+
+
 def set_repo() -> int:
     changed = 0
     for path in notebooks():
@@ -126,6 +137,7 @@ def set_repo() -> int:
             print(f"{path.name}: no code cell; skipped")
             continue
         _set_source(setup, setup_cell_source())
+        fold_setup_cell(setup)
         badge = nb["cells"][0]
         if badge["cell_type"] == "markdown" and "colab-badge" in source(badge):
             _set_source(badge, badge_cell_source(path))

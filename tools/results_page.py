@@ -320,10 +320,11 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
         lines += _record_section(r, "###")
     lines += ["## The quick profile on a GPU", ""]
     if GPU_CHECK.exists():
-        measured = GPU_CHECK.read_text().split("\n", 1)[1]  # below its own title
+        title, measured = GPU_CHECK.read_text().split("\n", 1)
+        gpu = title.removeprefix("# GPU check:").strip()
         lines += [
-            "Measured by `python -m tools.gpu_check` (every chapter on CUDA with its "
-            "outcome checks, then the full profile's speed), committed in "
+            f"Measured on an **{gpu}** by `python -m tools.gpu_check` (every chapter on "
+            "CUDA with its outcome checks, then the full profile's speed), committed in "
             "`results/gpu/`:",
             measured.replace("\n## ", "\n### "),
         ]
