@@ -229,7 +229,7 @@ def reading(
     notebook: str,
     label: str,
     this_run: float,
-    of: str | Callable[[dict[str, Any]], float],
+    of: str | tuple[str, str] | Callable[[dict[str, Any]], float],
     *,
     digits: int = 3,
     signed: bool = False,
@@ -238,14 +238,21 @@ def reading(
     and return that range ``(lowest, highest)``.
 
     ``of`` says how the quantity is computed from a run's recorded metrics: a metric's
-    name, or a function of the metrics (e.g. a difference of two). Use it for a
-    comparison that does not come out the same way on every machine: the book then
-    states the reading and the range, never a typed-in number.
+    name (``"recall_by_size[0]"`` picks an element of a list), a pair of names ``(a, b)``
+    for the difference ``a - b``, or a function of the metrics. Use it for a comparison
+    that does not come out the same way on every machine: the book then states the
+    reading and the range, never a typed-in number.
     """
-    values = [
-        float(run["metrics"][of] if isinstance(of, str) else of(run["metrics"]))
-        for run in runs_of(notebook)
-    ]
+    from .outcomes import lookup
+
+    def value(metrics: dict[str, Any]) -> float:
+        if isinstance(of, str):
+            return float(lookup(metrics, of))
+        if isinstance(of, tuple):
+            return float(lookup(metrics, of[0]) - lookup(metrics, of[1]))
+        return float(of(metrics))
+
+    values = [value(run["metrics"]) for run in runs_of(notebook)]
     shown = f"{{:{'+' if signed else ''}.{digits}f}}".format
     if not values:
         print(fill(f"{label}: {shown(this_run)} in this run; no reference runs yet."))

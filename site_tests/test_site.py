@@ -152,6 +152,21 @@ def test_solutions_start_collapsed_and_open_on_click(loaded, page_name):
     )
 
 
+@pytest.mark.parametrize("page_name", chapter_pages())
+def test_the_setup_cell_is_folded_and_its_output_shown(loaded, page_name):
+    """The first screen of a chapter is what the setup chose, not install code."""
+    page = loaded(f"{page_name}.html")
+    setup = page.locator("div.cell").first
+    assert "tag_hide-input" in (setup.get_attribute("class") or ""), (
+        "the setup cell is not folded"
+    )
+    assert setup.locator("details").first.get_attribute("open") is None
+    assert setup.locator(".cell_input pre").first.is_hidden(), "its code shows"
+    output = setup.locator(".cell_output")
+    assert output.is_visible() and "course_lib" in output.inner_text()
+    assert "profile" in output.inner_text(), output.inner_text()
+
+
 def test_search_finds_attention(page, base_url):
     open_page(page, base_url, "search.html?q=attention")
     results = page.locator("#search-results li")

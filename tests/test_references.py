@@ -106,6 +106,8 @@ def test_a_reading_prints_this_run_beside_the_range_of_the_matrix(stored, capsys
     assert out.endswith("above zero in 2 of 3.")
     references.reading("06_detr", "a", 0.6, "map50_a")
     assert "from 0.600 to 0.700" in capsys.readouterr().out
+    pair = references.reading("06_detr", "a - b", 0.0, ("map50_a", "map50_b"))
+    assert pair == (low, high)
     low, high = references.reading("02_scoring_functions", "x", 1.0, "x")
     assert math.isnan(low) and math.isnan(high)
     assert "x: 1.000 in this run; no reference runs yet." in capsys.readouterr().out
