@@ -235,6 +235,27 @@ def margins(stem: str, runs: list[dict]) -> dict[str, dict]:
     return table
 
 
+def summary(stem: str) -> list[dict]:
+    """Per check of ``stem``: its formula, runs held / measured, the smallest margin, a
+    third of the margins' spread, and whether it passes the rule."""
+    rows = []
+    for entry in margins(stem, references.runs_of(stem)).values():
+        known = [m for m in entry["margins"] if m is not None]
+        rows.append(
+            {
+                "check": entry["shown"],
+                "why": entry["why"],
+                "held": sum(entry["holds"]),
+                "runs": len(entry["holds"]) + entry["missing"],
+                "smallest": min(known) if known else None,
+                "third_of_spread": (max(known) - min(known)) / 3 if known else None,
+                "passes": not entry["missing"]
+                and outcomes.passes_the_rule(entry["margins"], entry["holds"]),
+            }
+        )
+    return rows
+
+
 def report(stems: list[str], out=None) -> bool:
     """Print the margins of every check; True when every check passes the rule."""
     out = out or sys.stdout
@@ -249,18 +270,16 @@ def report(stems: list[str], out=None) -> bool:
             f"  {'check':<62} {'holds':>5} {'smallest':>9} {'spread/3':>9}  rule",
             file=out,
         )
-        for entry in margins(stem, runs).values():
-            known = [m for m in entry["margins"] if m is not None]
-            passes = not entry["missing"] and outcomes.passes_the_rule(
-                entry["margins"], entry["holds"]
+        for row in summary(stem):
+            everything_passes &= row["passes"]
+            smallest, third = (
+                f"{row[k]:9.3g}" if row[k] is not None else f"{'–':>9}"
+                for k in ("smallest", "third_of_spread")
             )
-            everything_passes &= passes
-            smallest = f"{min(known):9.3g}" if known else f"{'–':>9}"
-            third = f"{(max(known) - min(known)) / 3:9.3g}" if known else f"{'–':>9}"
-            held = f"{sum(entry['holds'])}/{len(entry['holds']) + entry['missing']}"
+            held = f"{row['held']}/{row['runs']}"
             print(
-                f"  {entry['shown'][:62]:<62} {held:>5} {smallest} {third}  "
-                f"{'ok' if passes else 'FAILS'}",
+                f"  {row['check'][:62]:<62} {held:>5} {smallest} {third}  "
+                f"{'ok' if row['passes'] else 'FAILS'}",
                 file=out,
             )
     return everything_passes

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from course_lib import outcomes, references
-from tools import bench, quantities
+from tools import bench, matrix, quantities
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -244,6 +244,40 @@ def _record_section(r: dict, heading: str) -> list[str]:
     return [*lines, ""]
 
 
+def robustness_section() -> list[str]:
+    """Every asserted check with its smallest margin over the robustness matrix."""
+    lines = [
+        "## What every chapter asserts, and by how much it held",
+        "",
+        "Each check of the hidden outcome cells (`course_lib/outcomes.py`), evaluated on "
+        "every reference run: in how many it held, its smallest margin (how far the "
+        "worst run was on the right side), and a third of the spread of its margins. "
+        "A check is kept only if it held everywhere with a smallest margin at least that "
+        "large (`python -m tools.matrix report`).",
+        "",
+        "| Chapter | Check | Held | Smallest margin | Spread / 3 |",
+        "|---|---|---|---|---|",
+    ]
+    for stem in sorted(outcomes.CHECKS):
+        runs = references.runs_of(stem)
+        if not runs:
+            lines.append(f"| {stem} | *no reference runs yet* | | | |")
+            continue
+        for row in matrix.summary(stem):
+            smallest, third = (
+                "–" if row[k] is None else f"{row[k]:.3g}"
+                for k in ("smallest", "third_of_spread")
+            )
+            lines.append(
+                f"| {stem} | `{row['check']}` | {row['held']} of {row['runs']} | "
+                f"{smallest} | {third} |"
+            )
+    described = references.describe_runs(
+        [r for r in references.reference_runs() if r["profile"] == references.PROFILE]
+    )
+    return [*lines, "", f"All chapters together: {described}.", ""]
+
+
 def _probe_in_words(probe: dict | None) -> str:
     if probe is None:
         return "*The machine-speed probe did not run in this build.*"
@@ -318,6 +352,7 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
         ]
     for r in full:
         lines += _record_section(r, "###")
+    lines += robustness_section()
     lines += ["## The quick profile on a GPU", ""]
     if GPU_CHECK.exists():
         title, measured = GPU_CHECK.read_text().split("\n", 1)
