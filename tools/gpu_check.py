@@ -132,6 +132,10 @@ def summarise(stem: str, report: dict, record: dict | None, part: str) -> dict:
                 )
             )
         row["requested_steps"] = sum(f["requested"] or 0 for f in fits)
+        if all(f["requested"] is not None for f in fits):
+            row["estimated_training_seconds"] = round(
+                sum(f["requested"] * seconds_per_step(f) for f in fits if f["steps"])
+            )
         row["complete"] = report["cells_done"] == report["cells"]
     if part == "quick" and record is not None:
         row["checks"] = outcome_checks(stem, record)
@@ -197,7 +201,8 @@ def run_part(
     """Run the notebooks of one part, ``jobs`` at a time, each with its share of the
     CPU cores; record each one's row as soon as it is done."""
     lock = threading.Lock()
-    env = {**env, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // jobs))}
+    threads = env.get("GPU_CHECK_THREADS") or str(max(1, (os.cpu_count() or 2) // jobs))
+    env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
     def one(stem: str) -> bool:
         left = deadline - time.monotonic()
@@ -244,6 +249,8 @@ def table_row(stem: str, row: dict, part: str) -> str:
         last = verdict
     else:
         last = cell(row.get("estimated_uncapped_seconds"), " s")
+        if row.get("estimated_training_seconds") is not None:
+            last += f" ({row['estimated_training_seconds']:,} s)"
         if not row.get("complete", True) and last != "–":
             last = f"more than {last} (stopped at its time limit)"
     error = ""
@@ -264,8 +271,13 @@ def markdown(result: dict) -> str:
         f"`python -m tools.gpu_check {' '.join(result['argv'])}`.",
         "",
         f"{result['jobs']} notebook(s) at a time ({result['full_jobs']} in the full "
-        f"part) on {result['cpu_count']} CPU cores and one device: a chapter's wall time "
-        "includes waiting for the others.",
+        f"part) on {result['cpu_count']} CPU cores and one device"
+        + (f", {result['threads']} CPU threads each" if result.get("threads") else "")
+        + (
+            ": a chapter's wall time includes waiting for the others."
+            if max(result["jobs"], result["full_jobs"]) > 1
+            else "."
+        ),
         "",
         "## Quick profile (Colab's default), outcome checks included",
         "",
@@ -276,7 +288,8 @@ def markdown(result: dict) -> str:
         f"## Full profile, {result['full_steps']} steps per training loop, stand-in "
         f"data, at most {result['full_limit']:.0f} s per chapter",
         "",
-        "| chapter | wall s | training s | steps/s | peak GPU memory | estimated uncapped |",
+        "| chapter | wall s | training s | steps/s | peak GPU memory "
+        "| estimated uncapped: all (training) |",
         "|---|---|---|---|---|---|",
         *(table_row(s, r, "full") for s, r in result["full"].items()),
         "",
@@ -301,6 +314,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--parts", nargs="+", default=["quick", "full"])
     parser.add_argument("--jobs", type=int, default=1, help="notebooks at a time")
     parser.add_argument("--full-jobs", type=int, help="the same, full part (--jobs)")
+    parser.add_argument(
+        "--threads", type=int, help="CPU threads per notebook (default: cores / jobs)"
+    )
     parser.add_argument(
         "--full-limit",
         type=float,
@@ -336,6 +352,7 @@ def main(argv: list[str]) -> int:
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "argv": argv,
         "jobs": args.jobs,
+        "threads": args.threads,
         "full_jobs": full_jobs,
         "cpu_count": os.cpu_count(),
         "full_steps": args.full_steps,
@@ -351,6 +368,8 @@ def main(argv: list[str]) -> int:
 
     base = {**os.environ, "COURSE_DEVICE": args.device, "COURSE_STRICT": "0"}
     base.update(MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    if args.threads:
+        base["GPU_CHECK_THREADS"] = str(args.threads)
     for name in ("COURSE_SMOKE", "COURSE_MAX_STEPS", "COURSE_RESULTS_DIR"):
         base.pop(name, None)
     ok = True
