@@ -168,7 +168,9 @@ def test_every_labelled_quantity_is_recorded_and_every_checked_one_labelled():
 def test_what_is_asserted_is_said_in_words():
     said = results_page.asserted("06_detr", "map50_at_budget_scratch")
     assert said.startswith("< mAP@0.5") and "pre-trained" in said, said
-    assert results_page.asserted("06_detr", "map50_noobject_weight_1") == ""  # a reading
+    assert (
+        results_page.asserted("06_detr", "map50_noobject_weight_1") == ""
+    )  # a reading
     assert results_page.asserted("06_detr", "test_map50").startswith("≥ 0.9")
     assert "[0] <" in results_page.asserted("06_detr", "recall_by_size")
     assert results_page.asserted("06_detr", "outcome_pretrained") == "= a"
@@ -176,13 +178,14 @@ def test_what_is_asserted_is_said_in_words():
 
 
 def test_a_committed_gpu_check_is_shown_with_the_gpus_name(tmp_path, monkeypatch):
-    table = tmp_path / "gpu_check.md"
-    table.write_text(
+    (tmp_path / "gpu").mkdir()
+    (tmp_path / "gpu" / "gpu_check.md").write_text(
         "# GPU check: NVIDIA Example 80GB\n\nwhen\n\n## Quick profile\n\n| a | b |\n"
     )
-    monkeypatch.setattr(results_page, "GPU_CHECK", table)
+    monkeypatch.setattr(results_page, "GPU_CHECKS", tmp_path / "gpu")
     page = results_page.render(tmp_path)
     assert "Measured on an **NVIDIA Example 80GB**" in page
+    assert "`results/gpu/gpu_check.md`" in page
     assert "\n### Quick profile\n" in page  # a level below the page's section
-    monkeypatch.setattr(results_page, "GPU_CHECK", tmp_path / "none.md")
+    monkeypatch.setattr(results_page, "GPU_CHECKS", tmp_path / "none")
     assert "No GPU check has been committed yet" in results_page.render(tmp_path)

@@ -14,8 +14,8 @@ commit the JSON files); a chapter without one says "not measured yet".
 Training times are shown normalised by the machine-speed probe timed in the same build
 (``tools/bench.py``), next to their targets; what each chapter asserts comes from
 ``course_lib.outcomes``, and the ranges from the robustness matrix
-(``course_lib/reference_runs.json``). A committed GPU check (``results/gpu/``,
-``tools/gpu_check.py``) is shown as measured.
+(``course_lib/reference_runs.json``). Committed GPU checks (``results/gpu/*.md``,
+``tools/gpu_check.py``) are shown as measured.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tools import bench, matrix, quantities
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 FULL_RESULTS = ROOT / "results" / "full"
-GPU_CHECK = ROOT / "results" / "gpu" / "gpu_check.md"
+GPU_CHECKS = ROOT / "results" / "gpu"  # gpu_check*.md, each a run of tools.gpu_check
 BENCHMARK = "benchmark_mha.json"
 
 INTRO = """\
@@ -354,16 +354,16 @@ def render(results_dir: Path, full_dir: Path = FULL_RESULTS) -> str:
         lines += _record_section(r, "###")
     lines += robustness_section()
     lines += ["## The quick profile on a GPU", ""]
-    if GPU_CHECK.exists():
-        title, measured = GPU_CHECK.read_text().split("\n", 1)
+    checks = sorted(Path(GPU_CHECKS).glob("gpu_check*.md"))
+    for table in checks:
+        title, measured = table.read_text().split("\n", 1)
         gpu = title.removeprefix("# GPU check:").strip()
         lines += [
-            f"Measured on an **{gpu}** by `python -m tools.gpu_check` (every chapter on "
-            "CUDA with its outcome checks, then the full profile's speed), committed in "
-            "`results/gpu/`:",
+            f"Measured on an **{gpu}** by `python -m tools.gpu_check` (committed as "
+            f"`results/gpu/{table.name}`):",
             measured.replace("\n## ", "\n### "),
         ]
-    else:
+    if not checks:
         lines += [
             "No GPU check has been committed yet (`python -m tools.gpu_check` on a "
             "machine with CUDA, then commit `results/gpu/`).",
