@@ -103,3 +103,25 @@ def test_the_header_links_the_pdf(loaded, site):
     target = (site / chapter_pages()[0]).parent / link.get_attribute("href")
     assert target.resolve() == (site / pdf_tool.NAME).resolve()
     assert target.read_bytes() == PDF.read_bytes()
+
+
+def test_no_page_holds_an_empty_code_frame():
+    """A code cell that does not fit at the bottom of a page moves whole to the next;
+    Chromium used to print its grey frame there, empty, filling the rest of the page."""
+    found = pdf_tool.empty_frames(PDF)
+    assert not found, f"empty code frames (page, share of the page): {found}"
+
+
+def test_the_frame_check_sees_what_the_print_rule_prevents(site):
+    """Chapter 1 printed without the rule that keeps a cell whole has empty frames:
+    the check above would see them."""
+    from tools import browser as browser_tool
+
+    chromium = browser_tool.find_chromium()
+    page = ["book/01_attention_pooling"]
+    ((_, without, _),) = pdf_tool.print_pages(
+        site, chromium, page, pdf_tool.PRINT_STYLE
+    )
+    ((_, with_rule, _),) = pdf_tool.print_pages(site, chromium, page)
+    assert pdf_tool.empty_frames(without), "the check no longer sees an empty frame"
+    assert not pdf_tool.empty_frames(with_rule)

@@ -80,6 +80,17 @@ details[open] > *:not(summary) { opacity: 1 !important; visibility: visible !imp
 details.hide.above-input:not([open]) > summary { display: none; }
 div.cell_output pre, div.cell_input pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 """
+# A code cell moves whole to the next page when it does not fit. Without this, the
+# theme's "break-inside: avoid" on the highlighted block inside the cell moved only the
+# code, and left the cell's grey frame, empty, at the bottom of the page (42 of 244
+# pages). A cell longer than a page breaks inside its code; its output follows its code.
+WHOLE_CELLS = """
+div.cell_input { break-inside: avoid; }
+div.cell_input div.highlight, div.cell_input div[class*="highlight-"] {
+  break-inside: auto; display: block;
+}
+div.cell_output { break-before: avoid; }
+"""
 
 
 def toc_pages() -> list[str]:
@@ -96,8 +107,14 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def print_pages(site: Path, chromium: str) -> list[tuple[str, bytes, int]]:
-    """(title, PDF bytes, solutions moved) for each page of the table of contents."""
+def print_pages(
+    site: Path,
+    chromium: str,
+    pages: list[str] | None = None,
+    style: str = PRINT_STYLE + WHOLE_CELLS,
+) -> list[tuple[str, bytes, int]]:
+    """(title, PDF bytes, solutions moved) for each page of the table of contents (or
+    of ``pages``), printed with ``style`` added to the theme's print style sheet."""
     from playwright.sync_api import sync_playwright
 
     handler = functools.partial(_Quiet, directory=str(site))
@@ -118,7 +135,7 @@ def print_pages(site: Path, chromium: str) -> list[tuple[str, bytes, int]]:
                     else route.abort()
                 ),
             )
-            for name in toc_pages():
+            for name in pages or toc_pages():
                 page.goto(f"{base}/{name}.html", wait_until="load")
                 page.wait_for_function(
                     "() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)"
@@ -126,7 +143,7 @@ def print_pages(site: Path, chromium: str) -> list[tuple[str, bytes, int]]:
                 page.evaluate("() => window.MathJax && MathJax.startup.promise")
                 moved = page.evaluate(GATHER_SOLUTIONS)
                 # no fade-in: a just-opened solution would print blank (seen once)
-                page.add_style_tag(content=PRINT_STYLE)
+                page.add_style_tag(content=style)
                 page.wait_for_timeout(300)
                 title = page.evaluate(
                     "() => (document.querySelector('article h1') || {}).textContent"
@@ -147,6 +164,42 @@ def print_pages(site: Path, chromium: str) -> list[tuple[str, bytes, int]]:
     finally:
         server.shutdown()
     return printed
+
+
+CODE_FRAME_GREYS = ((246, 246, 246), (242, 244, 245))  # a cell's frame, its code block
+
+
+def empty_frames(pdf: bytes | Path, dpi: int = 40) -> list[tuple[int, float]]:
+    """(page number, height as a share of the page) of every code-cell frame taller than
+    a fifth of its page with no ink in it: the grey box Chromium leaves when a cell's
+    code moves to the next page without its frame."""
+    import numpy as np
+    import pymupdf
+
+    document = pymupdf.open(stream=pdf) if isinstance(pdf, bytes) else pymupdf.open(pdf)
+    found = []
+    for number, page in enumerate(document, start=1):
+        pixmap = page.get_pixmap(dpi=dpi)
+        rgb = (
+            np.frombuffer(pixmap.samples, dtype=np.uint8)
+            .reshape(pixmap.height, pixmap.width, pixmap.n)[..., :3]
+            .astype(int)
+        )
+        grey = np.zeros(rgb.shape[:2], dtype=bool)
+        for colour in CODE_FRAME_GREYS:
+            grey |= np.abs(rgb - colour).sum(-1) <= 3
+        ink = rgb.min(-1) < 160
+        framed = np.append(grey.mean(1) > 0.5, False)  # rows that are mostly frame
+        start = None
+        for y, inside in enumerate(framed):
+            if inside and start is None:
+                start = y
+            elif not inside and start is not None:
+                height, columns = y - start, grey[start:y].any(0)
+                if height > pixmap.height / 5 and ink[start:y][:, columns].sum() < 5:
+                    found.append((number, round(height / pixmap.height, 2)))
+                start = None
+    return found
 
 
 def join(printed: list[tuple[str, bytes, int]], output: Path) -> int:
