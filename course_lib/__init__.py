@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from . import outcomes
-from ._checks import plain_value
+from ._checks import environment_flag, plain_value
 from ._text import fill
 from .references import on_track
 
@@ -156,15 +156,6 @@ def _max_steps_from_environment() -> int | None:
     return int(raw)
 
 
-def _smoke_from_environment() -> bool:
-    raw = os.environ.get("COURSE_SMOKE", "").strip().lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise ValueError(f"COURSE_SMOKE must be 1 (a smoke run) or 0; got {raw!r}")
-
-
 def setup(
     profile: str | None = None,
     seed: int | None = None,
@@ -209,7 +200,7 @@ def setup(
                 f"COURSE_SEED must be an integer from 0 to {MAX_SEED}; got {raw!r}"
             ) from None
     seed_everything(seed)
-    smoke = _smoke_from_environment()
+    smoke = environment_flag("COURSE_SMOKE", "1 (a smoke run) or 0")
     max_steps = _max_steps_from_environment()
 
     from . import plot  # the book's one plotting style

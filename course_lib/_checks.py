@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ __all__ = [
     "plain_value",
     "plain_number",
     "check_size",
+    "environment_flag",
 ]
 
 
@@ -68,6 +70,17 @@ def check_size(name: str, value, minimum: int = 1) -> int:
         )
         raise ValueError(f"{name} must be {wanted}; got {size}")
     return size
+
+
+def environment_flag(name: str, meaning: str) -> bool:
+    """A yes/no environment variable: unset, 0, false or no is False; 1, true or yes is
+    True; anything else is an error that says what ``name`` means."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{name} must be {meaning}; got {raw!r}")
 
 
 def check_floating(name: str, x: torch.Tensor) -> torch.Tensor:

@@ -32,11 +32,11 @@ Errors of the code itself (a missing or non-finite number) raise in both.
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._checks import environment_flag
 from ._text import fill
 
 __all__ = [
@@ -167,39 +167,31 @@ def at_most(metric: str, *, why: str, **per_profile: float) -> Check:
 
 def above(
     metric: str,
-    other: str | None = None,
+    other: str,
     *,
     why: str,
     times: float = 1.0,
     plus: float = 0.0,
     strictly: bool = True,
     profiles: tuple[str, ...] = PROFILES,
-    **per_profile: float,
 ) -> Check:
-    """``metric > times * other + plus`` (``>=`` if not ``strictly``), or
-    ``metric > threshold`` per profile when ``other`` is None."""
+    """``metric > times * other + plus`` (``>=`` if not ``strictly``)."""
     op = ">" if strictly else ">="
-    if other is None:
-        return Check(metric, op, _thresholds(per_profile), why)
     return Check(metric, op, other, why, times, plus, profiles=tuple(profiles))
 
 
 def below(
     metric: str,
-    other: str | None = None,
+    other: str,
     *,
     why: str,
     times: float = 1.0,
     plus: float = 0.0,
     strictly: bool = True,
     profiles: tuple[str, ...] = PROFILES,
-    **per_profile: float,
 ) -> Check:
-    """``metric < times * other + plus`` (``<=`` if not ``strictly``), or
-    ``metric < threshold`` per profile when ``other`` is None."""
+    """``metric < times * other + plus`` (``<=`` if not ``strictly``)."""
     op = "<" if strictly else "<="
-    if other is None:
-        return Check(metric, op, _thresholds(per_profile), why)
     return Check(metric, op, other, why, times, plus, profiles=tuple(profiles))
 
 
@@ -244,7 +236,7 @@ CHECKS: dict[str, list[Check]] = {
               why="the learned w is within 10 % of the best w's held-out error"),
     ],
     "02_scoring_functions": [
-        below("sdpa_max_abs_diff", quick=1e-5, full=1e-5,
+        at_most("sdpa_max_abs_diff", quick=1e-5, full=1e-5,
               why="our attention equals F.scaled_dot_product_attention"),
         equals("worked_example_scores", [0.71, 1.41],
                why="the worked example's scores are 0.71 and 1.41"),
@@ -252,20 +244,20 @@ CHECKS: dict[str, list[Check]] = {
                  why="dot-product attention learns the look-up"),
         at_least("lookup_accuracy_additive_bias", quick=0.9, full=0.5,
                  why="additive attention with a bias learns the look-up"),
-        below("lookup_accuracy_additive", quick=0.6, full=0.6,
+        at_most("lookup_accuracy_additive", quick=0.6, full=0.6,
               why="textbook additive attention cannot (its score is symmetric)"),
         equals("outcome_lookup", "b", why="the answer of pred-additive-symmetry"),
     ],
     "03_multihead_attention": [
-        below("mha_max_abs_diff_vs_torch", quick=1e-5, full=1e-5,
+        at_most("mha_max_abs_diff_vs_torch", quick=1e-5, full=1e-5,
               why="our multi-head attention equals torch.nn.MultiheadAttention"),
         at_least("attention_memory_slope", quick=1.7, full=1.7,
                  why="attention's memory grows as n²"),
         at_most("attention_memory_slope", quick=2.3, full=2.3,
                 why="attention's memory grows as n²"),
-        below("neighbours_mse_two_heads", quick=0.02, full=0.05,
+        at_most("neighbours_mse_two_heads", quick=0.02, full=0.05,
               why="two heads learn the neighbours task"),
-        above("neighbours_mse_one_head", quick=0.1, full=0.1,
+        at_least("neighbours_mse_one_head", quick=0.1, full=0.1,
               why="one head cannot attend to both neighbours"),
         above("neighbours_mse_one_head", "neighbours_mse_two_heads", times=5,
               profiles=QUICK, why="one head is far behind two"),
@@ -283,9 +275,9 @@ CHECKS: dict[str, list[Check]] = {
         above("test_exact_match_beam", "test_exact_match", plus=-0.05,
               strictly=False, profiles=("full",),
               why="beam search is no worse than greedy decoding"),
-        below("no_causal_mask_exact_match", quick=0.2, full=0.2,
+        at_most("no_causal_mask_exact_match", quick=0.2, full=0.2,
               why="without the causal mask the model cheats and fails at test"),
-        below("no_causal_mask_train_loss", quick=0.5, full=0.5,
+        at_most("no_causal_mask_train_loss", quick=0.5, full=0.5,
               why="without the causal mask the training loss still falls"),
         equals("outcome_no_mask", "b", why="the answer of pred-no-causal-mask"),
         at_least("hard_exact_unseen_combination", quick=0.9,
@@ -303,7 +295,7 @@ CHECKS: dict[str, list[Check]] = {
               why="tying the embeddings changes little"),
         above("decode_speedup_kv_cache", "decode_speedup_kv_cache_short",
               profiles=QUICK, why="the key-value cache helps long outputs more"),
-        above("decode_speedup_kv_cache_short", quick=1.0,
+        at_least("decode_speedup_kv_cache_short", quick=1.0,
               why="the key-value cache makes decoding faster"),
     ],
     "05_vision_transformer": [
@@ -406,12 +398,7 @@ def passes_the_rule(margins: list[float | None], holds: list[bool]) -> bool:
 
 def strict_from_environment() -> bool:
     """``COURSE_STRICT=1``: a failed outcome check raises (CI, make book, make test)."""
-    raw = os.environ.get("COURSE_STRICT", "").strip().lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise ValueError(f"COURSE_STRICT must be 1 (raise) or 0 (print); got {raw!r}")
+    return environment_flag("COURSE_STRICT", "1 (raise) or 0 (print)")
 
 
 def check(recorded: dict[str, Any], strict: bool | None = None) -> bool:

@@ -47,6 +47,7 @@ from pathlib import Path
 import yaml
 
 from tools import bench, pdf, results_page
+from tools import notebooks as nbtools
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_book"  # not "_build": nbmake skips any path with a "_build" part
@@ -225,20 +226,9 @@ def execute(stems: list[str]) -> int:
     env.setdefault("COURSE_PROFILE", "quick")
     env.setdefault("COURSE_STRICT", "1")  # a failed outcome check fails the build
     env["COURSE_RESULTS_DIR"] = str(results_dir())
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--nbmake",
-        "--overwrite",
-        "--nbmake-timeout=1200",
-        "-p",
-        "no:cacheprovider",
-        "--durations=0",
-        "-o",
-        "addopts=",
-        *[str(p.relative_to(ROOT)) for p in notebooks],
-    ]
+    command = nbtools.nbmake_command(
+        [p.relative_to(ROOT) for p in notebooks], timeout=1200, overwrite=True
+    )
     print("$", " ".join(command), flush=True)
     return subprocess.call(command, cwd=ROOT, env=env)
 

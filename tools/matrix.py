@@ -44,6 +44,7 @@ import tempfile
 from pathlib import Path
 
 from course_lib import outcomes, references
+from tools import notebooks as nbtools
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = references.REFERENCE_FILE
@@ -108,19 +109,9 @@ def execute(
     }
     for name in ("COURSE_SMOKE", "COURSE_MAX_STEPS", "COURSE_DEVICE"):
         env.pop(name, None)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--nbmake",
-        "--nbmake-timeout=2400",
-        "-p",
-        "no:cacheprovider",
-        "-o",
-        "addopts=",
-        "-q",
-        *(str(book / f"{stem}.ipynb") for stem in stems),
-    ]
+    command = nbtools.nbmake_command(
+        [book / f"{stem}.ipynb" for stem in stems], timeout=2400, quiet=True
+    )
     print(
         f"seed {seed}, {kernels} kernels, {threads} thread(s): {len(stems)} notebooks",
         flush=True,

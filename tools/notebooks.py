@@ -94,6 +94,25 @@ def notebooks() -> list[Path]:
     return sorted(p for p in BOOK.glob("*.ipynb"))
 
 
+def nbmake_command(
+    paths: list[Path], *, timeout: int, overwrite: bool = False, quiet: bool = False
+) -> list[str]:
+    """The one command that executes notebooks: each is a pytest test (nbmake), a
+    failing cell fails it, ``timeout`` seconds per cell; ``overwrite`` writes the outputs
+    into the notebooks. The repository's pytest options (``addopts``) are left out."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbmake",
+        f"--nbmake-timeout={timeout}",
+    ]
+    command += ["--overwrite"] if overwrite else []
+    command += ["-p", "no:cacheprovider", "-o", "addopts="]
+    command += ["-q"] if quiet else ["--durations=0"]
+    return command + [str(p) for p in paths]
+
+
 def load(path: Path) -> dict:
     return json.loads(path.read_text())
 

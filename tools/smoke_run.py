@@ -32,6 +32,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tools import notebooks as nbtools
 from tools import standin_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,18 +110,7 @@ def main(args: list[str]) -> int:
         min(len(paths), int(os.environ.get("SMOKE_JOBS", min(2, os.cpu_count() or 1)))),
     )
     env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--nbmake",
-        "--nbmake-timeout=600",
-        "-p",
-        "no:cacheprovider",
-        "--durations=0",
-        "-o",
-        "addopts=",
-    ]
+    command = nbtools.nbmake_command([], timeout=600)  # + one notebook per process
     status = run_in_parallel(command, paths, env, jobs)
     if status:
         print("smoke run of the full profile: FAILED (see above)")
