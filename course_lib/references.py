@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from . import quantities
 from ._checks import plain_number
 from ._text import fill
 
@@ -41,37 +42,7 @@ __all__ = [
 REFERENCE_FILE = Path(__file__).with_name("reference_runs.json")
 PROFILE = "quick"  # the profile the reference runs are measured in
 
-# notebook -> headline metric -> (label, which way is better): what on_track compares
-HEADLINES: dict[str, dict[str, tuple[str, str]]] = {
-    "01_attention_pooling": {
-        "mse_parametric": ("test MSE of the learned-width Nadaraya–Watson", "lower"),
-    },
-    "02_scoring_functions": {
-        "lookup_accuracy_dot": ("look-up accuracy, dot product", "higher"),
-        "lookup_accuracy_additive_bias": (
-            "look-up accuracy, additive with a bias",
-            "higher",
-        ),
-    },
-    "03_multihead_attention": {
-        "neighbours_mse_two_heads": ("neighbours task MSE, two heads", "lower"),
-    },
-    "04_transformer": {
-        "test_exact_match": ("test exact match", "higher"),
-        "test_bleu": ("test BLEU", "higher"),
-        "test_exact_match_hard": ("exact match on the hard test", "higher"),
-    },
-    "05_vision_transformer": {
-        "test_accuracy": ("ViT test accuracy", "higher"),
-    },
-    "06_detr": {
-        "test_map50": ("test mAP@0.5", "higher"),
-    },
-    "07_moco": {
-        "knn_accuracy_moco": ("kNN accuracy of the MoCo features", "higher"),
-        "linear_probe_moco": ("linear-probe accuracy of the MoCo features", "higher"),
-    },
-}
+HEADLINES = quantities.HEADLINES  # notebook -> metric -> Quantity(label, group, better)
 
 
 @cache
@@ -117,7 +88,7 @@ def reference_ranges() -> dict[str, Any]:
     for stem, headlines in HEADLINES.items():
         runs = runs_of(stem)
         notebooks[stem] = {}
-        for metric, (label, better) in headlines.items():
+        for metric, (label, _, better) in headlines.items():
             values = [r["metrics"][metric] for r in runs if metric in r["metrics"]]
             notebooks[stem][metric] = {
                 "label": label,

@@ -5,8 +5,8 @@ import re
 from pathlib import Path
 
 import course_lib
-from course_lib import outcomes, references
-from tools import bench, quantities, results_page
+from course_lib import outcomes, quantities, references
+from tools import bench, results_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_results_page_shows_every_recorded_number_machine_and_benchmark(
     assert (
         "[1. Attention cues and attention pooling](01_attention_pooling.ipynb)" in page
     )
-    label, _ = quantities.QUANTITIES["01_attention_pooling"]["mse_parametric"]
+    label = quantities.QUANTITIES["01_attention_pooling"]["mse_parametric"].label
     check = results_page.asserted("01_attention_pooling", "mse_parametric")
     assert "< test MSE, Nadaraya–Watson with h = 1" in check
     assert "≤ 1.1 × test MSE at the best w" in check
@@ -154,11 +154,13 @@ def _hidden_cell(stem: str) -> str:
 def test_every_labelled_quantity_is_recorded_and_every_checked_one_labelled():
     for stem, table in quantities.QUANTITIES.items():
         hidden = _hidden_cell(stem)
-        for metric, (_label, group) in table.items():
+        for metric, (_label, group, _better) in table.items():
             assert group in quantities.GROUPS, (stem, metric, group)
             assert f"{metric}=" in hidden, f"{stem} does not record {metric}"
-        headline = [m for m, (_, g) in table.items() if g == quantities.HEADLINE]
+        headline = [m for m, q in table.items() if q.group == quantities.HEADLINE]
         assert headline, f"{stem} has no headline quantity"
+        for metric in headline:  # what on_track needs to judge a number
+            assert table[metric].better in ("higher", "lower"), (stem, metric)
         for check in outcomes.CHECKS[stem]:
             base = check.left.partition("[")[0]
             assert base in table, f"{stem}: {base} is checked but has no label"

@@ -25,8 +25,8 @@ import re
 import sys
 from pathlib import Path
 
-from course_lib import outcomes, references
-from tools import bench, matrix, quantities
+from course_lib import outcomes, quantities, references
+from tools import bench, matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -215,12 +215,12 @@ def _record_section(r: dict, heading: str) -> list[str]:
         rows = [
             (name, value)
             for name, value in metrics.items()
-            if name in known and known[name][1] == group
+            if name in known and known[name].group == group
         ]
         if rows:
             lines.append(f"| **{title}** | | | |")
         for name, value in rows:
-            label, _ = known[name]
+            label = known[name].label
             lines.append(
                 _row(
                     label,

@@ -1,18 +1,22 @@
-"""What each number a chapter records means, for the results page.
+"""What each number a chapter records means: one registry for the whole book.
 
-``QUANTITIES[notebook][metric] = (label, group)``:
+``QUANTITIES[notebook][metric] = Quantity(label, group, better)``:
 
 - ``label``: a human name for the quantity;
 - ``group``: ``"headline"`` (the chapter's learning outcome), ``"comparison"`` (an
   ablation, a baseline or a comparison the text makes), ``"check"`` (an equality with a
   reference, a measured shape), or ``"time"`` (time and size);
+- ``better``: for a headline, which way is better (``"higher"`` or ``"lower"``).
 
-A metric a chapter records but this table does not name is shown under its identifier.
-What a chapter asserts about a quantity is not written here: the results page reads it
-from ``course_lib.outcomes.CHECKS``, the checks the hidden cells run.
+The headline quantities are what :func:`course_lib.on_track` compares with the reference
+runs; the results page labels and groups every recorded number with this table (a number
+it does not name is shown under its identifier). What a chapter *asserts* about a number
+is not written here: it is ``course_lib.outcomes.CHECKS``.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 HEADLINE, COMPARISON, CHECK, TIME = "headline", "comparison", "check", "time"
 GROUPS = {
@@ -21,11 +25,23 @@ GROUPS = {
     CHECK: "Checks against references",
     TIME: "Time and size",
 }
+
+
+class Quantity(NamedTuple):
+    label: str
+    group: str
+    better: str | None = None
+
+
 TRAIN_SECONDS = ("training time (s)", TIME)
 
-QUANTITIES: dict[str, dict[str, tuple[str, str]]] = {
+_TABLE: dict[str, dict[str, tuple]] = {
     "01_attention_pooling": {
-        "mse_parametric": ("test MSE, Nadaraya–Watson with a learned width", HEADLINE),
+        "mse_parametric": (
+            "test MSE, Nadaraya–Watson with a learned width",
+            HEADLINE,
+            "lower",
+        ),
         "mse_nonparametric": ("test MSE, Nadaraya–Watson with h = 1", COMPARISON),
         "mse_average": ("test MSE, average pooling", COMPARISON),
         "mse_noise_floor": ("test MSE of the true function (noise floor)", COMPARISON),
@@ -39,10 +55,15 @@ QUANTITIES: dict[str, dict[str, tuple[str, str]]] = {
         "outcome_naive_loss": ("answer of pred-naive-loss", CHECK),
     },
     "02_scoring_functions": {
-        "lookup_accuracy_dot": ("look-up accuracy, scaled dot product", HEADLINE),
+        "lookup_accuracy_dot": (
+            "look-up accuracy, scaled dot product",
+            HEADLINE,
+            "higher",
+        ),
         "lookup_accuracy_additive_bias": (
             "look-up accuracy, additive attention with a bias",
             HEADLINE,
+            "higher",
         ),
         "lookup_accuracy_additive": (
             "look-up accuracy, textbook additive attention",
@@ -61,7 +82,11 @@ QUANTITIES: dict[str, dict[str, tuple[str, str]]] = {
         "outcome_lookup": ("answer of pred-additive-symmetry", CHECK),
     },
     "03_multihead_attention": {
-        "neighbours_mse_two_heads": ("neighbours task MSE, two heads", HEADLINE),
+        "neighbours_mse_two_heads": (
+            "neighbours task MSE, two heads",
+            HEADLINE,
+            "lower",
+        ),
         "neighbours_mse_one_head": ("neighbours task MSE, one head", COMPARISON),
         "mha_time_ratio_vs_torch": (
             "time of our MHA / nn.MultiheadAttention's (below 1: ours faster)",
@@ -83,11 +108,12 @@ QUANTITIES: dict[str, dict[str, tuple[str, str]]] = {
         "outcome_one_head": ("answer of pred-one-head", CHECK),
     },
     "04_transformer": {
-        "test_exact_match": ("test exact match, greedy", HEADLINE),
-        "test_bleu": ("test BLEU, greedy", HEADLINE),
+        "test_exact_match": ("test exact match, greedy", HEADLINE, "higher"),
+        "test_bleu": ("test BLEU, greedy", HEADLINE, "higher"),
         "test_exact_match_hard": (
             "exact match on the hard test (kinds kept out of training)",
             HEADLINE,
+            "higher",
         ),
         "test_exact_match_beam": ("test exact match, beam search", COMPARISON),
         "test_bleu_beam": ("test BLEU, beam search", COMPARISON),
@@ -150,7 +176,7 @@ QUANTITIES: dict[str, dict[str, tuple[str, str]]] = {
         "outcome_no_mask": ("answer of pred-no-causal-mask", CHECK),
     },
     "05_vision_transformer": {
-        "test_accuracy": ("ViT test accuracy", HEADLINE),
+        "test_accuracy": ("ViT test accuracy", HEADLINE, "higher"),
         "cnn_test_accuracy": (
             "CNN test accuracy (same recipe, as many parameters)",
             COMPARISON,
@@ -169,8 +195,8 @@ QUANTITIES: dict[str, dict[str, tuple[str, str]]] = {
         "outcome_small_data": ("answer of pred-small-data", CHECK),
     },
     "06_detr": {
-        "test_map50": ("test mAP@0.5", HEADLINE),
-        "test_map": ("test mAP@0.5:0.95", HEADLINE),
+        "test_map50": ("test mAP@0.5", HEADLINE, "higher"),
+        "test_map": ("test mAP@0.5:0.95", HEADLINE, "higher"),
         "map50_at_budget_pretrained": (
             "mAP@0.5 after the shorter budget (330 steps), pre-trained backbone",
             COMPARISON,
@@ -210,8 +236,16 @@ QUANTITIES: dict[str, dict[str, tuple[str, str]]] = {
         "outcome_pretrained": ("answer of pred-pretrained", CHECK),
     },
     "07_moco": {
-        "knn_accuracy_moco": ("kNN accuracy (k = 200), MoCo features", HEADLINE),
-        "linear_probe_moco": ("linear-probe accuracy, MoCo features", HEADLINE),
+        "knn_accuracy_moco": (
+            "kNN accuracy (k = 200), MoCo features",
+            HEADLINE,
+            "higher",
+        ),
+        "linear_probe_moco": (
+            "linear-probe accuracy, MoCo features",
+            HEADLINE,
+            "higher",
+        ),
         "knn_accuracy_random": ("kNN accuracy (k = 200), random encoder", COMPARISON),
         "knn_accuracy_pixels": ("kNN accuracy (k = 200), pixels", COMPARISON),
         "knn_accuracy_moco_k20": ("kNN accuracy (k = 20), MoCo features", COMPARISON),
@@ -270,4 +304,13 @@ QUANTITIES: dict[str, dict[str, tuple[str, str]]] = {
         "train_seconds": TRAIN_SECONDS,
         "outcome_momentum": ("answer of pred-momentum-zero", CHECK),
     },
+}
+
+QUANTITIES: dict[str, dict[str, Quantity]] = {
+    stem: {metric: Quantity(*entry) for metric, entry in table.items()}
+    for stem, table in _TABLE.items()
+}
+HEADLINES: dict[str, dict[str, Quantity]] = {
+    stem: {m: q for m, q in table.items() if q.group == HEADLINE}
+    for stem, table in QUANTITIES.items()
 }
