@@ -728,9 +728,8 @@ def sinusoidal_positional_encoding(num_positions: int, d_model: int) -> torch.Te
             f"d_model must be an even integer >= 2 (sin/cos pairs); got {d_model!r}"
         )
     position = torch.arange(num_positions, dtype=torch.float32)[:, None]  # (P, 1)
-    frequency = 10000.0 ** (
-        -torch.arange(0, d_model, 2, dtype=torch.float32) / d_model
-    )  # (D/2,)
+    # (D/2,)
+    frequency = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
     angle = position * frequency  # (P, D/2)
     pe = torch.empty(num_positions, d_model)
     pe[:, 0::2], pe[:, 1::2] = torch.sin(angle), torch.cos(angle)

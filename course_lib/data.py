@@ -496,9 +496,8 @@ def load_digits_images(
     if not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an integer >= 8; got {size!r}")
     digits = load_digits()
-    images = (
-        torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
-    )  # (N, 1, 8, 8)
+    # (N, 1, 8, 8)
+    images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
     if size != 8:
         images = F.interpolate(
             images, size=(size, size), mode="bilinear", align_corners=False
@@ -544,13 +543,15 @@ def random_affine(
         uniform(-translate, translate) * 2,
         uniform(-translate, translate) * 2,
     )
+    # the grid shrinks to zoom in
     cos, sin = (
         torch.cos(angle) / zoom,
         torch.sin(angle) / zoom,
-    )  # the grid shrinks to zoom in
+    )
+    # (B, 2, 3)
     theta = torch.stack(
         [torch.stack([cos, -sin, shift_x], -1), torch.stack([sin, cos, shift_y], -1)], 1
-    )  # (B, 2, 3)
+    )
     grid = F.affine_grid(
         theta.to(images.dtype), list(images.shape), align_corners=False
     )

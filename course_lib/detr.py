@@ -245,10 +245,11 @@ class SetCriterion(nn.Module):
         self, outputs: dict, targets: list[dict], num_objects: float
     ) -> dict[str, torch.Tensor]:
         """The three losses for one set of outputs (one decoder layer)."""
+        # (B, N, K+1), (B, N, 4)
         logits, boxes = (
             outputs["pred_logits"],
             outputs["pred_boxes"],
-        )  # (B, N, K+1), (B, N, 4)
+        )
         matches = self.matcher(outputs, targets)
         target_classes = torch.full(
             logits.shape[:2], self.num_classes, dtype=torch.long, device=logits.device
@@ -287,9 +288,8 @@ class SetCriterion(nn.Module):
         num_objects = max(1.0, float(sum(len(t["labels"]) for t in targets)))
         parts = self.single(outputs, targets, num_objects)
         total = sum(self.weights[k] * v for k, v in parts.items())
-        logged = {
-            k: v.detach() for k, v in parts.items()
-        }  # read by fit, a batch at a time
+        # read by fit, a batch at a time
+        logged = {k: v.detach() for k, v in parts.items()}
         for i, aux in enumerate(outputs.get("aux_outputs", [])):
             aux_parts = self.single(aux, targets, num_objects)
             total = total + sum(self.weights[k] * v for k, v in aux_parts.items())
@@ -318,27 +318,18 @@ def sine_position_encoding_2d(
             f"d_model must be divisible by 4 (sin and cos for x and y); got {d_model}"
         )
     quarter = d_model // 4
-    y = (
-        torch.arange(1, height + 1, dtype=torch.float32, device=device)
-        / height
-        * 2
-        * math.pi
-    )[:, None]  # (H, 1)
-    x = (
-        torch.arange(1, width + 1, dtype=torch.float32, device=device)
-        / width
-        * 2
-        * math.pi
-    )[:, None]  # (W, 1)
+    rows = torch.arange(1, height + 1, dtype=torch.float32, device=device)
+    columns = torch.arange(1, width + 1, dtype=torch.float32, device=device)
+    y = (rows / height * 2 * math.pi)[:, None]  # (H, 1)
+    x = (columns / width * 2 * math.pi)[:, None]  # (W, 1)
+    # (D/4,)
     frequency = temperature ** (
         -torch.arange(quarter, dtype=torch.float32, device=device) / quarter
-    )  # (D/4,)
-    y_enc = torch.cat(
-        [torch.sin(y * frequency), torch.cos(y * frequency)], dim=-1
-    )  # (H, D/2)
-    x_enc = torch.cat(
-        [torch.sin(x * frequency), torch.cos(x * frequency)], dim=-1
-    )  # (W, D/2)
+    )
+    # (H, D/2)
+    y_enc = torch.cat([torch.sin(y * frequency), torch.cos(y * frequency)], dim=-1)
+    # (W, D/2)
+    x_enc = torch.cat([torch.sin(x * frequency), torch.cos(x * frequency)], dim=-1)
     grid = torch.cat(
         [
             y_enc[:, None].expand(height, width, -1),
@@ -423,14 +414,14 @@ class DETR(nn.Module):
         check_tensor(
             "images", images, ndim=4, expected="(batch, channels, height, width)"
         )
-        features = self.input_projection(
-            self.backbone.feature_map(images)
-        )  # (B, D, H', W')
+        # (B, D, H', W')
+        features = self.input_projection(self.backbone.feature_map(images))
         b, d, h, w = features.shape
         self.feature_size = (h, w)
+        # (H'W', D)
         positions = sine_position_encoding_2d(h, w, d, device=features.device).to(
             features.dtype
-        )  # (H'W', D)
+        )
         memory = features.flatten(2).transpose(1, 2) + positions  # (B, H'W', D)
         for block in self.encoder:
             memory = block(memory, need_weights=need_weights)

@@ -195,13 +195,14 @@ def augment_colour(
     )
     mirror = 1 - 2 * chosen(flip).view(b).to(dtype)  # -1 flips x
     zero = torch.zeros_like(width)
+    # (B, 2, 3)
     theta = torch.stack(
         [
             torch.stack([width * mirror, zero, centre_x], -1),
             torch.stack([zero, height, centre_y], -1),
         ],
         1,
-    )  # (B, 2, 3)
+    )
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     views = F.grid_sample(images, grid, padding_mode="reflection", align_corners=False)
 
@@ -284,9 +285,8 @@ class SplitBatchNorm(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         if not self.training or n % self.num_splits:
-            return super().forward(
-                x
-            )  # evaluation (running statistics), or no even split
+            # evaluation (running statistics), or no even split
+            return super().forward(x)
         # fold the splits into the channel axis: each (split, channel) pair gets its own stats
         running_mean = self.running_mean.repeat(self.num_splits)
         running_var = self.running_var.repeat(self.num_splits)

@@ -85,9 +85,8 @@ class PatchEmbedding(nn.Module):
             raise ValueError(
                 f"images must have {self.projection.in_channels} channels; got {shape_str(images)}"
             )
-        return (
-            self.projection(images).flatten(2).transpose(1, 2)
-        )  # (B, D, rows, cols) -> (B, N, D)
+        # (B, D, rows, cols) -> (B, N, D)
+        return self.projection(images).flatten(2).transpose(1, 2)
 
     def as_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(E, b): the equivalent weight (D, P*P*C) and bias (D,) for ``patchify`` order."""
@@ -173,9 +172,8 @@ class VisionTransformer(nn.Module):
         for block in self.blocks:  # equations (2), (3)
             z = block(z, need_weights=need_weights)
         z = self.norm(z)
-        return (
-            z[:, 0] if self.config.pool == "cls" else z[:, 1:].mean(dim=1)
-        )  # equation (4)
+        # equation (4)
+        return z[:, 0] if self.config.pool == "cls" else z[:, 1:].mean(dim=1)
 
     def forward(self, images: torch.Tensor, need_weights: bool = False) -> torch.Tensor:
         """(B, C, H, W) -> class logits (B, num_classes)."""

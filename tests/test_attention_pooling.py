@@ -89,9 +89,8 @@ def test_gaussian_pooling_does_not_underflow_for_tiny_bandwidths():
         torch.tensor([0.9, 5.0]), keys, values, 1e-3
     )
     assert torch.isfinite(predictions).all()
-    torch.testing.assert_close(
-        predictions, torch.tensor([20.0, 30.0])
-    )  # the nearest key wins
+    # the nearest key wins
+    torch.testing.assert_close(predictions, torch.tensor([20.0, 30.0]))
 
 
 def test_compact_kernel_with_no_key_in_reach_gives_zero_weights_not_nan():

@@ -127,9 +127,8 @@ def test_attention_rollout_of_maps_taken_without_weights_says_what_to_do():
 def test_a_masked_out_key_holding_nan_changes_neither_attention_path(poison):
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 4, generator=g) for _ in range(3))
-    mask = torch.tensor([True, True, False])[None, None, :].expand(
-        2, 3, 3
-    )  # key 2 is padding
+    # key 2 is padding
+    mask = torch.tensor([True, True, False])[None, None, :].expand(2, 3, 3)
     clean = attention.scaled_dot_product_attention(q, k, v, mask)[0]
     k, v = k.clone(), v.clone()
     (k if poison == "key" else v)[:, 2] = float("nan")

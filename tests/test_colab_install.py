@@ -120,9 +120,8 @@ def test_setup_cell_installs_course_lib_from_the_repository(tmp_path, local_orig
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert Path(result["file"]).is_relative_to(tmp_path / "venv"), result["file"]
     assert result["profile"] == "quick", "the default profile is quick, on every device"
-    assert (
-        "course_lib" in run.stdout
-    )  # setup() printed its choice of profile, seed and device
+    # setup() printed its choice of profile, seed and device
+    assert "course_lib" in run.stdout
 
 
 def test_setup_cell_says_what_to_do_when_the_repository_cannot_be_reached(tmp_path):

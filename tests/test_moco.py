@@ -101,9 +101,8 @@ def test_queue_wraps_around_and_keeps_the_newest_keys():
     assert torch.equal(model.queue[:2], batches[1][2:])
     assert torch.equal(model.queue[2:4], batches[0][2:])
     assert int(model.queue_pointer) == 2
-    big = F.normalize(
-        torch.randn(8, 4), dim=1
-    )  # more keys than slots: the newest 6 stay
+    # more keys than slots: the newest 6 stay
+    big = F.normalize(torch.randn(8, 4), dim=1)
     model.enqueue(big)
     assert {tuple(r) for r in model.queue.tolist()} == {
         tuple(r) for r in big[2:].tolist()
@@ -202,9 +201,8 @@ def test_knn_weighting_follows_exp_similarity_over_temperature():
     bank = F.normalize(torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.6, -0.8]]), dim=1)
     labels = torch.tensor([0, 1, 1])
     query = torch.tensor([[1.0, 0.0]])
-    sharp = moco.knn_predict(
-        query, bank, labels, 2, k=3, temperature=0.1
-    )  # e^10 vs 2 e^6
+    # e^10 vs 2 e^6
+    sharp = moco.knn_predict(query, bank, labels, 2, k=3, temperature=0.1)
     flat = moco.knn_predict(query, bank, labels, 2, k=3, temperature=10.0)  # ~1 vs ~2
     assert sharp.item() == 0 and flat.item() == 1
 

@@ -92,9 +92,8 @@ def test_fully_masked_query_gives_the_output_bias():
     mask[1] = False
     out, weights = module(x, attn_mask=mask, need_weights=True)
     assert torch.all(weights[0, :, 1] == 0)
-    torch.testing.assert_close(
-        out[0, 1], module.out_proj.bias
-    )  # zero heads -> W_o 0 + b_o
+    # zero heads -> W_o 0 + b_o
+    torch.testing.assert_close(out[0, 1], module.out_proj.bias)
     torch.testing.assert_close(module(x, attn_mask=mask)[0], out)
 
 

@@ -41,10 +41,16 @@ def test_results_page_shows_every_recorded_number_machine_and_benchmark(
         )
     )
     runs = [
-        {"notebook": "01_attention_pooling", "profile": "quick", "seed": seed,
-         "cpu_capability": "AVX2", "threads": 2, "metrics": {"mse_parametric": value}}
+        {
+            "notebook": "01_attention_pooling",
+            "profile": "quick",
+            "seed": seed,
+            "cpu_capability": "AVX2",
+            "threads": 2,
+            "metrics": {"mse_parametric": value},
+        }
         for seed, value in [(0, 0.29961), (1, 0.28333), (2, 0.3528)]
-    ]  # fmt: skip
+    ]
     monkeypatch.setattr(references, "reference_runs", lambda: runs)
     page = results_page.render(tmp_path)
     assert (
@@ -170,9 +176,8 @@ def test_every_labelled_quantity_is_recorded_and_every_checked_one_labelled():
 def test_what_is_asserted_is_said_in_words():
     said = results_page.asserted("06_detr", "map50_at_budget_scratch")
     assert said.startswith("< mAP@0.5") and "pre-trained" in said, said
-    assert (
-        results_page.asserted("06_detr", "map50_noobject_weight_1") == ""
-    )  # a reading
+    # a reading
+    assert results_page.asserted("06_detr", "map50_noobject_weight_1") == ""
     assert results_page.asserted("06_detr", "test_map50").startswith("≥ 0.9")
     assert "[0] <" in results_page.asserted("06_detr", "recall_by_size")
     assert results_page.asserted("06_detr", "outcome_pretrained") == "= a"

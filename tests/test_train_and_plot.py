@@ -71,11 +71,12 @@ def test_fit_stops_after_the_given_steps_and_steps_the_scheduler():
         0.2,
         0.1667,
     ]
+    # every 2 steps, then at the end of the epoch
     assert [e["step"] for e in history.evals] == [
         2,
         4,
         5,
-    ]  # every 2 steps, then at the end of the epoch
+    ]
 
 
 def test_a_step_budget_runs_over_as_many_epochs_as_it_needs():
@@ -106,13 +107,14 @@ def test_a_one_shot_generator_cannot_serve_a_second_epoch():
             steps=20,
             progress=False,
         )
+    # one epoch is fine
     history = train.fit(
         model,
         torch.optim.SGD(model.parameters(), lr=0.1),
         (b for b in batches),
         mse_loss,
         progress=False,
-    )  # one epoch is fine
+    )
     assert len(history.steps) == 8
 
 

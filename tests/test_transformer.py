@@ -350,9 +350,8 @@ def test_beam_search_never_scores_worse_than_greedy(copier):
             )
         return (lp * (output != 0)).sum(-1)
 
-    beam = copier.beam_search(
-        src, beam_size=4, length_penalty=0.0
-    )  # no length normalisation
+    # no length normalisation
+    beam = copier.beam_search(src, beam_size=4, length_penalty=0.0)
     greedy = copier.greedy_decode(src)
     width = max(beam.shape[1], greedy.shape[1])
     pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]))  # noqa: E731
@@ -382,9 +381,8 @@ def test_number_translation_data():
         n_train=300, n_test=50, n_valid=20, max_number=5000, small_numbers=100, seed=0
     )
     train_numbers = {s for s, _ in task.train_pairs}
-    assert not train_numbers & {
-        s for s, _ in task.test_pairs + task.valid_pairs
-    }  # held out
+    # held out
+    assert not train_numbers & {s for s, _ in task.test_pairs + task.valid_pairs}
     assert len(task.test_pairs) == 50 and len(task.valid_pairs) == 20
     assert ("seventy-one", "soixante et onze") in task.train_pairs + task.test_pairs
     for english, french in task.train_pairs[:50]:
@@ -429,14 +427,12 @@ def test_the_hard_test_kinds_are_kept_out_of_training():
     longest = max(len(data.tokenize(t)) for _, t in seen)
     assert longest <= data.LONGEST_TRAINING_TARGET
     assert all(len(data.tokenize(t)) > longest for _, t in hard["longer output"])
-    endings = {
-        num2words(n) for n in data.UNSEEN_ENDINGS
-    }  # "seven hundred and thirteen"
+    # "seven hundred and thirteen"
+    endings = {num2words(n) for n in data.UNSEEN_ENDINGS}
     assert not any(s.endswith(tuple(endings)) for s, _ in seen)
     assert all(s.endswith(tuple(endings)) for s, _ in hard["unseen combination"])
-    for english, _ in hard[
-        "beyond the range"
-    ]:  # 100 000 and more: "... hundred ... thousand"
+    # 100 000 and more: "... hundred ... thousand"
+    for english, _ in hard["beyond the range"]:
         assert "hundred" in english.split(" thousand")[0], english
     assert (
         len({p for pairs in hard.values() for p in pairs} | set(seen)) == len(seen) + 90

@@ -400,9 +400,16 @@ def main(argv: list[str]) -> int:
             env = {**base, "COURSE_PROFILE": "full", "COURSE_DATA": str(data)}
             env["COURSE_MAX_STEPS"] = str(args.full_steps)
             ok &= run_part(
-                "full", stems, env, work, deadline, args.full_limit, full_jobs,
-                result, write,
-            )  # fmt: skip
+                "full",
+                stems,
+                env,
+                work,
+                deadline,
+                args.full_limit,
+                full_jobs,
+                result,
+                write,
+            )
     write()
     print(markdown(result))
     return 0 if ok else 1
