@@ -7,7 +7,7 @@ Every chapter ends with a hidden cell that records its numbers and checks them::
 
 A check compares one recorded number with a threshold or with another recorded
 number, e.g. ``at_least("test_map50", quick=0.90, full=0.5)`` or
-``below("map50_noobject_weight_1", "map50_at_budget_pretrained")``. Its **margin** is
+``below("recall_by_size[0]", "recall_by_size[2]")``. Its **margin** is
 how far the run was on the right side (``test_map50 - 0.90``); negative means it failed.
 
 The same checks are evaluated on every run of the robustness matrix (seeds x CPU
@@ -23,8 +23,8 @@ What a failed check does depends on who runs the notebook:
 
 - a **strict** run (``COURSE_STRICT=1``: CI, ``make book``, ``make test``) raises
   ``AssertionError``, so a chapter that still runs but no longer learns fails the build;
-- a **learner's** run prints what differs -- the value, the range of the reference runs,
-  what to check -- and carries on.
+- a **learner's** run prints what differs -- the value, the margins the reference runs
+  had, what to check -- and carries on.
 
 Errors of the code itself (a missing or non-finite number) raise in both.
 """
@@ -57,7 +57,6 @@ __all__ = [
 
 PROFILES = ("quick", "full")
 QUICK = ("quick",)
-OPERATORS = {">": "above", ">=": "at least", "<": "below", "<=": "at most"}
 
 
 @dataclass(frozen=True)
