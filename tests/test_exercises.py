@@ -12,7 +12,12 @@ import time
 import numpy as np
 import pytest
 import torch
+import torchvision
 
+from course_lib import attention
+from course_lib import detr as course_detr
+from course_lib import moco as course_moco
+from course_lib import vit as course_vit
 from course_lib.exercises import (
     EXERCISES,
     PREDICTIONS,
@@ -32,7 +37,9 @@ def run(exercise_id, fn, capsys):
 
 def test_every_exercise_accepts_its_reference(capsys):
     for exercise_id, exercise in EXERCISES.items():
-        passed, out = run(exercise_id, exercise.reference, capsys)
+        # through a wrapper: the reference itself may be the library function that a
+        # learner may not call
+        passed, out = run(exercise_id, lambda *a, e=exercise: e.reference(*a), capsys)
         assert passed, out
         assert out.startswith("✓")
 
@@ -144,7 +151,9 @@ def test_check_never_raises_on_what_a_function_returns(exercise_id, capsys):
 
 
 def test_numbers_may_come_as_tensors_or_numpy_scalars(capsys):
-    reference = EXERCISES["ex-average-precision"].reference
+    def reference(*args):  # not the library's function itself: that one is refused
+        return EXERCISES["ex-average-precision"].reference(*args)
+
     for wrap in (torch.tensor, np.float64):
         passed, out = run(
             "ex-average-precision",
@@ -192,7 +201,7 @@ def test_check_leaves_the_callers_random_state_alone(capsys):
 
 
 def test_progress_lists_this_chapters_results(capsys):
-    check("ex-epanechnikov", EXERCISES["ex-epanechnikov"].reference)
+    check("ex-epanechnikov", lambda u: EXERCISES["ex-epanechnikov"].reference(u))
     check("ex-nadaraya-watson", lambda q, k, v, h: None)
     capsys.readouterr()
     status = progress("01_attention_pooling")
@@ -565,10 +574,11 @@ def smoothing_over_others(logits, targets, epsilon, pad_id):
 LABEL_SMOOTHING_MISTAKES = [
     (smoothing_over_others, "V - 1 wrong words"),
     (
+        # PyTorch's own label smoothing does the whole exercise: refused before it runs
         lambda lg, tg, e, p: torch.nn.functional.cross_entropy(
             lg.flatten(0, 1), tg.flatten(), label_smoothing=e
         ),
-        "<pad> positions count",
+        "which does the whole exercise",
     ),
     (
         lambda lg, tg, e, p: (
@@ -876,3 +886,113 @@ def test_checker_accepts_the_right_answer_and_names_the_mistake(
 
 def test_every_exercise_has_typical_mistakes_in_the_table():
     assert set(ANSWERS) == set(EXERCISES), "add the new exercise's answers to ANSWERS"
+
+
+# -- no exercise is passed by calling the library --------------------------------------
+
+
+def _mha_through_torch(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None):
+    mha = torch.nn.MultiheadAttention(x_q.shape[-1], num_heads, bias=False)
+    return mha(x_q, x_kv, x_kv, key_padding_mask=mask)[0]
+
+
+def _cost_through_the_matcher(pred_logits, pred_boxes, tgt_labels, tgt_boxes):
+    target = {"labels": tgt_labels, "boxes": tgt_boxes}
+    return course_detr.HungarianMatcher().cost_matrix(pred_logits, pred_boxes, target)
+
+
+def _enqueue_through_moco(queue, ptr, keys):
+    model = course_moco.MoCo(torch.nn.Identity(), queue_size=len(queue))
+    model.queue.copy_(queue)
+    model.enqueue(keys)
+    return model.queue, ptr
+
+
+LIBRARY_CALLS = {
+    "ex-epanechnikov": lambda u: attention.epanechnikov_kernel(u),
+    "ex-nadaraya-watson": lambda q, k, v, h: attention.nadaraya_watson(q, k, v, h),
+    "ex-masked-softmax": attention.masked_softmax,
+    "ex-split-heads": attention.split_heads,
+    "ex-mha-forward": _mha_through_torch,
+    "ex-causal-mask": lambda size: (
+        torch.nn.Transformer.generate_square_subsequent_mask(size).isinf().logical_not()
+    ),
+    "ex-padding-mask": lambda lengths, max_len: attention.padding_mask(
+        lengths, max_len
+    ),
+    "ex-label-smoothing": lambda lg, tg, e, p: torch.nn.functional.cross_entropy(
+        lg.flatten(0, 1), tg.flatten(), ignore_index=p, label_smoothing=e
+    ),
+    "ex-resize-pos-embed": lambda pos, grid: course_vit.resize_position_embedding(
+        pos, grid
+    ),
+    "ex-box-convert": lambda boxes: torchvision.ops.box_convert(
+        boxes, "cxcywh", "xyxy"
+    ),
+    "ex-match-cost": _cost_through_the_matcher,
+    "ex-average-precision": course_detr.average_precision,
+    "ex-enqueue": _enqueue_through_moco,
+    "ex-knn-vote": course_moco.knn_predict,
+    "ex-momentum-update": course_moco.momentum_update,
+}
+# nothing in course_lib, PyTorch or torchvision computes these two: the chapter's code
+# is the building block, the exercise a variant of it
+NO_LIBRARY_EQUIVALENT = {"ex-knn-pooling", "ex-bilinear-attention"}
+
+
+def test_every_exercise_is_tried_with_the_library_call():
+    assert set(LIBRARY_CALLS) | NO_LIBRARY_EQUIVALENT == set(EXERCISES)
+
+
+@pytest.mark.parametrize("exercise_id", sorted(LIBRARY_CALLS))
+def test_the_library_call_does_not_pass(exercise_id, capsys):
+    passed, out = run(exercise_id, LIBRARY_CALLS[exercise_id], capsys)
+    assert not passed
+    assert "which does the whole exercise" in out, out
+    assert RESULTS[exercise_id] == "failed"
+
+
+def test_a_building_block_the_exercise_allows_is_allowed(capsys):
+    def matching_cost(pred_logits, pred_boxes, tgt_labels, tgt_boxes):
+        probability = pred_logits.softmax(-1)[:, tgt_labels]
+        l1 = torch.cdist(pred_boxes, tgt_boxes, p=1)
+        giou = course_detr.generalized_box_iou(
+            _corners(pred_boxes), _corners(tgt_boxes)
+        )
+        return -probability + 5 * l1 - 2 * giou
+
+    passed, out = run("ex-match-cost", matching_cost, capsys)
+    assert passed, out
+
+
+def _corners(boxes):
+    cx, cy, w, h = boxes.unbind(-1)
+    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
+
+
+def test_a_function_that_changes_its_input_in_place_is_told_so(capsys):
+    def in_place(boxes):
+        boxes[..., :2] -= boxes[..., 2:] / 2
+        boxes[..., 2:] += boxes[..., :2]
+        return boxes
+
+    passed, out = run("ex-box-convert", in_place, capsys)
+    assert not passed
+    assert "changed its argument `boxes` in place" in out, out
+
+    def clamping(u):
+        u.clamp_(-1, 1)  # changes the caller's tensor
+        return 0.75 * (1 - u**2)
+
+    passed, out = run("ex-epanechnikov", clamping, capsys)
+    assert not passed and "changed its argument `u` in place" in out, out
+
+
+def test_an_exercise_that_writes_in_place_may(capsys):
+    def enqueue(queue, ptr, keys):
+        rows = (ptr + torch.arange(len(keys))) % len(queue)
+        queue[rows] = keys  # the exercise: write the keys into the queue
+        return queue, (ptr + len(keys)) % len(queue)
+
+    passed, out = run("ex-enqueue", enqueue, capsys)
+    assert passed, out

@@ -20,12 +20,18 @@ The checker is never wrong about the learner:
   cells; elsewhere there is no limit, and a single long PyTorch call is stopped
   only when it returns);
 - the checks run on their own random state: the caller's ``torch``, ``numpy`` and
-  ``random`` streams are the same afterwards.
+  ``random`` streams are the same afterwards;
+- a function that changes its inputs in place is wrong, and told which argument it
+  changed (unless the exercise is to change it: ``Exercise.changes``);
+- a function that calls the library function the exercise stands for (or a PyTorch one
+  that does the whole exercise, ``Exercise.stands_for``) is rejected before it runs:
+  the exercise is to write it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import math
 import random
@@ -33,6 +39,7 @@ import re
 import signal
 import threading
 import traceback
+import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +56,7 @@ __all__ = [
     "check",
     "EXERCISES",
     "compare_outputs",
+    "library_calls",
     "NOT_ATTEMPTED",
     "RESULTS",
 ]
@@ -205,7 +213,9 @@ class Exercise:
     compared (default ``fn(*args)``; an in-place exercise returns the state it
     changed). ``compare(expected, got, args)`` returns ``None`` or a problem sentence
     (default: :func:`compare_outputs`, with ``output_names`` naming the items of a
-    tuple).
+    tuple). ``stands_for``: the library or PyTorch functions that do the whole
+    exercise, which the learner's function may not call. ``changes``: the arguments it
+    is meant to change in place (any other changed argument is a mistake).
     """
 
     id: str
@@ -218,6 +228,11 @@ class Exercise:
     run: Callable[[Callable, tuple], Any] = _call
     compare: Callable[[Any, Any, tuple], str | None] | None = None
     output_names: Sequence[str] | None = None
+    # what does the whole exercise and may not be called: "course_lib.attention.
+    # nadaraya_watson", or "module.function:keyword" for a call with that keyword
+    stands_for: Sequence[str] = ()
+    # the positions of the arguments the function is meant to change in place
+    changes: Sequence[int] = ()
 
     def problem(self, expected: Any, got: Any, args: tuple) -> str | None:
         if self.compare is not None:
@@ -309,6 +324,104 @@ def _where(error: BaseException) -> str:
     return f"  [line {frames[-1].lineno}{code}]"
 
 
+def _resolve(dotted: str) -> Any:
+    """The object a dotted name such as ``torch.nn.MultiheadAttention`` names."""
+    module_name, _, rest = dotted.partition(".")
+    obj = importlib.import_module(module_name)
+    for part in rest.split(".") if rest else []:
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            obj = importlib.import_module(f"{obj.__name__}.{part}")
+    return obj
+
+
+def _unwrapped(obj: Any) -> Any:
+    """A static or class method's function (how a class holds it, and how it is got)."""
+    if isinstance(obj, (staticmethod, classmethod)) or inspect.ismethod(obj):
+        return obj.__func__
+    return obj
+
+
+def _names_in(code: types.CodeType) -> tuple[set[str], set[str]]:
+    """The global and attribute names a function's code uses, and its string constants
+    (keyword-argument names among them), nested functions and lambdas included."""
+    names, strings = set(code.co_names) | set(code.co_freevars), set()
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            inner_names, inner_strings = _names_in(const)
+            names |= inner_names
+            strings |= inner_strings
+        elif isinstance(const, str):
+            strings.add(const)
+        elif isinstance(const, tuple):
+            strings |= {c for c in const if isinstance(c, str)}
+    return names, strings
+
+
+def library_calls(fn: Callable, stands_for: Sequence[str]) -> list[str]:
+    """Which of ``stands_for`` ``fn`` is, or names in its code (directly, or through a
+    module or class it names: ``attention.nadaraya_watson``, ``nn.MultiheadAttention``)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return [
+            d
+            for d in stands_for
+            if _unwrapped(fn) is _unwrapped(_resolve(d.partition(":")[0]))
+        ]
+    names, strings = _names_in(code)
+    scope = dict(getattr(fn, "__globals__", {}))
+    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        with contextlib.suppress(ValueError):  # an empty cell
+            scope[name] = cell.cell_contents
+    reached = {id(scope[n]): scope[n] for n in names if n in scope}
+    for _ in range(4):  # torch.nn.functional.cross_entropy: modules within modules
+        for obj in list(reached.values()):
+            if inspect.ismodule(obj) or inspect.isclass(obj):
+                for attr in names:
+                    found = _unwrapped(inspect.getattr_static(obj, attr, None))
+                    if found is not None:
+                        reached.setdefault(id(found), found)
+    calls = []
+    for dotted in stands_for:
+        target_name, _, keyword = dotted.partition(":")
+        target = _unwrapped(_resolve(target_name))
+        if (fn is target or id(target) in reached) and (
+            not keyword or keyword in strings
+        ):
+            calls.append(target_name + (f"(..., {keyword}=...)" if keyword else ""))
+    return calls
+
+
+def _tensors(x: Any) -> list[torch.Tensor]:
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (tuple, list)):
+        return [t for item in x for t in _tensors(item)]
+    if isinstance(x, dict):
+        return [t for item in x.values() for t in _tensors(item)]
+    return []
+
+
+def _changed_argument(
+    fn: Callable, args: tuple, before: list[list[torch.Tensor]], allowed: Sequence[int]
+) -> str | None:
+    """The name of an argument whose tensors ``fn`` changed in place, or None."""
+    for position, (arg, saved) in enumerate(zip(args, before)):
+        if position in allowed:
+            continue
+        now = _tensors(arg)
+        if any(
+            a.shape != b.shape or not torch.equal(a.detach(), b)
+            for a, b in zip(now, saved)
+        ):
+            try:
+                return f"`{list(inspect.signature(fn).parameters)[position]}`"
+            except (TypeError, ValueError, IndexError):
+                return f"number {position + 1}"
+    return None
+
+
 @dataclass
 class _Outcome:
     """What the learner's function did on one case: returned ``got``, raised ``error``
@@ -330,6 +443,7 @@ def _run_case(
     bad_signature = _signature_problem(fn, args)
     if bad_signature:
         return _Outcome(lines=[f"{bad_signature}; expected {exercise.signature}"])
+    before = [[t.detach().clone() for t in _tensors(arg)] for arg in args]
     try:
         with _time_limit(time_limit):
             got = exercise.run(fn, args)
@@ -361,6 +475,17 @@ def _run_case(
             lines=[
                 f"this input must raise {case.raises.__name__}; your function "
                 f"returned {_describe(got)}"
+            ],
+        )
+    changed = _changed_argument(fn, args, before, exercise.changes)
+    if changed:
+        return _Outcome(
+            got=got,
+            returned=True,
+            lines=[
+                f"your function changed its argument {changed} in place; the caller "
+                "still needs it. Compute a new tensor instead (out-of-place "
+                "operations, or work on a .clone())."
             ],
         )
     expected = exercise.run(exercise.reference, case.make_args())
@@ -444,6 +569,15 @@ def check(
         say(
             f"✗ {exercise_id}: pass the function itself, {exercise.signature}; "
             f"got {_describe(fn)}"
+        )
+        RESULTS[exercise_id] = "failed"
+        return False
+    calls = library_calls(fn, exercise.stands_for)
+    if calls:
+        say(
+            f"✗ {exercise_id}: your function calls {', '.join(calls)}, which does the "
+            "whole exercise. The exercise is to write it yourself, from the building "
+            "blocks the chapter shows."
         )
         RESULTS[exercise_id] = "failed"
         return False

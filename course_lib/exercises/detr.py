@@ -51,6 +51,10 @@ register(
         title="(cx, cy, w, h) to (x1, y1, x2, y2)",
         signature="box_cxcywh_to_xyxy(boxes): (..., 4) -> (..., 4)",
         reference=detr.box_cxcywh_to_xyxy,
+        stands_for=(
+            "course_lib.detr.box_cxcywh_to_xyxy",
+            "torchvision.ops.box_convert",
+        ),
         cases=[
             Case(
                 "one box (0.5, 0.5, 0.2, 0.4)",
@@ -144,6 +148,7 @@ register(
             "(N, 4), (M,), (M, 4) -> (N, M)"
         ),
         reference=_cost_reference,
+        stands_for=("course_lib.detr.HungarianMatcher",),
         cases=[
             Case("6 predictions, 3 objects, 4 classes", _detections_case(6, 3, 4, 0)),
             Case(
@@ -247,6 +252,7 @@ register(
             "int -> float"
         ),
         reference=detr.average_precision,
+        stands_for=("course_lib.detr.average_precision",),
         cases=[
             Case(
                 "6 detections, hits 1 0 1 1 0 1 in score order, 5 objects",

@@ -84,6 +84,8 @@ register(
             "(queue, new_ptr)"
         ),
         reference=enqueue,
+        stands_for=("course_lib.moco.MoCo",),
+        changes=(0,),  # the queue is written in place
         cases=[
             Case("K=8, ptr 0, 3 keys", _queue_case(8, 4, 0, 3, seed=0)),
             Case("K=8, ptr 2, 3 keys", _queue_case(8, 4, 2, 3, seed=1)),
@@ -192,6 +194,7 @@ register(
             "(n, D), (N, D), (N,) long, int, int, float -> (n,) long"
         ),
         reference=_knn_reference,
+        stands_for=("course_lib.moco.knn_predict",),
         cases=[
             Case(
                 "40 queries, a bank of 200, k 20, τ 0.1",
@@ -313,6 +316,7 @@ register(
         title="the momentum update",
         signature="momentum_update(encoder_q, encoder_k, m): updates encoder_k in place, returns None",
         reference=moco.momentum_update,
+        stands_for=("course_lib.moco.momentum_update",),
         cases=[
             Case("m = 0.9", _encoders(0.9, seed=0)),
             Case("m = 0.99", _encoders(0.99, seed=1)),

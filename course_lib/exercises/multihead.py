@@ -42,6 +42,7 @@ register(
         title="split the features into heads",
         signature="split_heads(x, num_heads): (B, T, D) -> (B, H, T, D/H)",
         reference=attention.split_heads,
+        stands_for=("course_lib.attention.split_heads",),
         cases=[
             Case("x (2, 5, 12), 3 heads", _split_case(2, 5, 12, 3, seed=0)),
             Case("x (3, 4, 16), 4 heads", _split_case(3, 4, 16, 4, seed=1)),
@@ -163,6 +164,11 @@ register(
             "(B, Tk) bool -> (B, Tq, D)"
         ),
         reference=_torch_mha,
+        stands_for=(
+            "torch.nn.MultiheadAttention",
+            "torch.nn.functional.multi_head_attention_forward",
+            "course_lib.attention.MultiHeadAttention",
+        ),
         cases=[
             Case(
                 "self-attention, B=2, T=5, D=8, 2 heads",

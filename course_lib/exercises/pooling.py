@@ -22,6 +22,7 @@ register(
         title="the Epanechnikov kernel",
         signature="epanechnikov_kernel(u) -> tensor shaped like u",
         reference=attention.epanechnikov_kernel,
+        stands_for=("course_lib.attention.epanechnikov_kernel",),
         cases=[
             Case("u = -2, -1.5, ..., 2", lambda: (torch.linspace(-2, 2, 9),)),
             Case(
@@ -103,6 +104,7 @@ register(
         title="Gaussian Nadaraya–Watson attention pooling",
         signature="nadaraya_watson_gaussian(queries, keys, values, bandwidth) -> (predictions, weights)",
         reference=_nw_reference,
+        stands_for=("course_lib.attention.nadaraya_watson",),
         cases=[
             Case("3 queries, 5 keys, bandwidth 1", _nw_case(3, 5, 1.0, seed=0)),
             Case("6 queries, 4 keys, bandwidth 0.5", _nw_case(6, 4, 0.5, seed=1)),

@@ -74,6 +74,7 @@ register(
         title="masked softmax",
         signature="masked_softmax(scores, mask) -> weights shaped like scores",
         reference=lambda scores, mask: attention.masked_softmax(scores, mask),
+        stands_for=("course_lib.attention.masked_softmax",),
         cases=[
             Case(
                 "scores (2, 3, 5), mask (2, 3, 5)",

@@ -18,6 +18,10 @@ register(
         title="the causal (subsequent) mask",
         signature="causal_mask(size) -> bool (size, size), True where j <= i",
         reference=transformer.causal_mask,
+        stands_for=(
+            "course_lib.transformer.causal_mask",
+            "torch.nn.Transformer.generate_square_subsequent_mask",
+        ),
         cases=[
             Case("size 4", lambda: (4,)),
             Case("size 7", lambda: (7,)),
@@ -54,6 +58,7 @@ register(
         title="the padding mask",
         signature="padding_mask(lengths, max_len) -> bool (batch, max_len), True at real tokens",
         reference=transformer.padding_mask,
+        stands_for=("course_lib.attention.padding_mask",),
         cases=[
             Case("lengths [2, 5, 3], max_len 5", _lengths_case([2, 5, 3], 5)),
             Case("lengths [1, 4], max_len 6", _lengths_case([1, 4], 6)),
@@ -155,6 +160,7 @@ register(
             "long, float, int -> a scalar tensor"
         ),
         reference=_pytorch_smoothed,
+        stands_for=("torch.nn.functional.cross_entropy:label_smoothing",),
         cases=[
             Case(
                 "B=2, T=5, V=7, epsilon 0.1, no padding",

@@ -56,6 +56,7 @@ register(
             "(1, 1 + G*G, D)"
         ),
         reference=vit.resize_position_embedding,
+        stands_for=("course_lib.vit.resize_position_embedding",),
         cases=[
             Case("a 4 x 4 grid to 6 x 6, D = 8", _position_case(4, 6, 8, seed=0)),
             Case("a 3 x 3 grid to 7 x 7, D = 5", _position_case(3, 7, 5, seed=1)),
