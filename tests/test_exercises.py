@@ -30,8 +30,8 @@ from course_lib.exercises import (
 from course_lib.exercises._core import RESULTS
 
 
-def run(exercise_id, fn, capsys):
-    passed = check(exercise_id, fn)
+def run(exercise_id, fn, capsys, **options):
+    passed = check(exercise_id, fn, **options)
     return passed, capsys.readouterr().out
 
 
@@ -107,7 +107,7 @@ def test_an_error_is_put_down_to_the_typical_mistake_that_makes_it(capsys):
 
     passed, out = run("ex-masked-softmax", minus_a_million, capsys)
     assert not passed
-    assert "3 of 4 cases right" in out and "float16" in out
+    assert "4 of 5 cases right" in out and "float16" in out
     assert "torch.finfo(scores.dtype).min" in out and "RuntimeError" in out
 
 
@@ -384,7 +384,10 @@ MASKED_SOFTMAX_MISTAKES = [
     ),
     (lambda s, m: torch.softmax(s, -1) * m, "applied after the softmax"),
     (lambda s, m: torch.softmax(s.masked_fill(~m, -float("inf")), -1), "gives NaN"),
-    (lambda s, m: torch.softmax(s.masked_fill(~m, -1e4), -1), "uniform weights"),
+    (
+        lambda s, m: torch.softmax(s.masked_fill(~m, torch.finfo(s.dtype).min), -1),
+        "uniform weights",
+    ),
     (lambda s, m: masked_softmax_right(s, ~m), "inverted"),
     (lambda s, m: masked_softmax_right(s, m)[..., 0], "has shape"),
 ]
@@ -996,3 +999,124 @@ def test_an_exercise_that_writes_in_place_may(capsys):
 
     passed, out = run("ex-enqueue", enqueue, capsys)
     assert passed, out
+
+
+# -- the attempts quoted in issue 27: a correct diagnosis, or none ---------------------
+
+
+def test_a_function_without_the_mask_parameter_is_not_told_the_mask_is_inverted(capsys):
+    def no_mask_parameter(queries, keys, values, W):
+        scores = queries @ W @ keys.transpose(1, 2)
+        weights = scores.softmax(-1)
+        return weights @ values, weights
+
+    passed, out = run("ex-bilinear-attention", no_mask_parameter, capsys)
+    assert not passed and "cannot take 5 arguments" in out
+    assert "Likely mistake" not in out  # the mask cases never ran
+
+
+def test_an_endless_loop_is_not_put_down_to_a_mistake(capsys):
+    def endless(queue, ptr, keys):
+        i, j = ptr, 0
+        while i != ptr + len(keys):  # never true once i wraps around
+            queue[i] = keys[j % len(keys)]
+            i, j = (i + 1) % len(queue), j + 1
+        return queue, (ptr + len(keys)) % len(queue)
+
+    passed, out = run("ex-enqueue", endless, capsys, time_limit=0.5)
+    assert not passed and "took longer than" in out
+    assert "Likely mistake" not in out
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_pytorchs_mask_convention_is_named_whichever_attention_runs(fused, capsys):
+    """True = ignore (PyTorch's key_padding_mask) fed where True = attend: named on any
+    torch version, through the fused kernel or written out."""
+
+    def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, num_heads, mask=None):
+        b, t_q, d = x_q.shape
+
+        def heads(x):
+            return x.view(b, -1, num_heads, d // num_heads).transpose(1, 2)
+
+        q, k, v = heads(x_q @ w_q), heads(x_kv @ w_k), heads(x_kv @ w_v)
+        attend = None if mask is None else ~mask[:, None, None, :]  # the trap
+        if fused:
+            out = torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=attend
+            )
+        else:
+            scores = q @ k.transpose(-2, -1) / (d // num_heads) ** 0.5
+            if attend is not None:
+                scores = scores.masked_fill(~attend, float("-inf"))
+            out = scores.softmax(-1) @ v
+        return out.transpose(1, 2).reshape(b, t_q, d) @ w_o
+
+    passed, out = run("ex-mha-forward", multi_head_attention, capsys)
+    assert not passed and "2 of 4 cases right" in out
+    assert "Likely mistake: the key padding mask is inverted" in out, out
+
+
+def test_a_fixed_fill_of_minus_a_billion_is_named(capsys):
+    def masked_softmax(scores, mask):
+        return torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1)
+
+    passed, out = run("ex-masked-softmax", masked_softmax, capsys)
+    assert not passed
+    assert "Likely mistake: a fixed fill such as -1e9 does not fit in float16" in out
+    assert "uniform weights" in out
+
+
+def test_two_mistakes_at_once_get_no_wrong_diagnosis(capsys):
+    def masked_softmax(scores, mask):  # -1e4, and the masked weights not zeroed
+        return torch.softmax(scores.masked_fill(~mask, -1e4), dim=-1)
+
+    passed, out = run("ex-masked-softmax", masked_softmax, capsys)
+    assert not passed and "Likely mistake" not in out
+    assert "expected 0, got 0.25" in out  # the first wrong case, honestly
+
+
+def test_a_fixed_fill_of_minus_ten_thousand_fails_and_is_named(capsys):
+    def masked_softmax(scores, mask):  # fits float16, and zeroes the masked weights
+        weights = torch.softmax(scores.masked_fill(~mask, -1e4), dim=-1)
+        return weights.masked_fill(~mask, 0.0)
+
+    passed, out = run("ex-masked-softmax", masked_softmax, capsys)
+    assert not passed and "4 of 5 cases right" in out
+    assert "Likely mistake: a fixed fill such as -1e4 is not below every score" in out
+
+
+def test_raw_logits_in_the_matching_cost_are_named(capsys):
+    def matching_cost(pred_logits, pred_boxes, tgt_labels, tgt_boxes):
+        l1 = torch.cdist(pred_boxes, tgt_boxes, p=1)
+        giou = torchvision.ops.generalized_box_iou(
+            _corners(pred_boxes), _corners(tgt_boxes)
+        )
+        return -pred_logits[:, tgt_labels] + 5 * l1 - 2 * giou
+
+    passed, out = run("ex-match-cost", matching_cost, capsys)
+    assert not passed and "Likely mistake: the class term uses the raw logits" in out
+
+
+def test_a_temperature_multiplied_in_the_knn_vote_is_named(capsys):
+    def knn_predict(features, bank, bank_labels, num_classes, k, temperature):
+        similarity, index = (features @ bank.T).topk(k)
+        votes = torch.zeros(len(features), num_classes)
+        votes.scatter_add_(1, bank_labels[index], (similarity * temperature).exp())
+        return votes.argmax(1)
+
+    passed, out = run("ex-knn-vote", knn_predict, capsys)
+    assert not passed
+    assert "Likely mistake: the similarity is multiplied by the temperature" in out, out
+
+
+def test_the_label_smoothing_denominator_is_named(capsys):
+    def label_smoothed_loss(logits, targets, epsilon, pad_id):
+        log_probs = logits.log_softmax(-1)
+        nll = -log_probs.gather(-1, targets[..., None]).squeeze(-1)
+        per_token = (1 - epsilon) * nll - epsilon * log_probs.mean(-1)
+        return (per_token * (targets != pad_id)).sum() / targets.numel()
+
+    passed, out = run("ex-label-smoothing", label_smoothed_loss, capsys)
+    assert not passed
+    assert "Likely mistake: the sum over the real tokens is divided by every" in out

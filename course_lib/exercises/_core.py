@@ -532,9 +532,12 @@ def _agrees(
 
 
 def _likely_mistake(exercise: Exercise, outcomes: list[_Outcome]) -> str | None:
-    """The typical mistake that does what the learner's function did on *every* case
-    it ran on, or None: a mistake that explains one case but not another is not the
-    learner's, and the checker would rather say nothing than name the wrong one."""
+    """The typical mistake that does what the learner's function did on *every* case,
+    or None: a mistake that explains one case but not another is not the learner's,
+    and the checker would rather say nothing than name the wrong one. A case that timed
+    out, or that the function's signature could not take, is one no mistake explains."""
+    if any(not o.returned and o.error is None and not o.stub for o in outcomes):
+        return None
     ran = [
         (case, outcome)
         for case, outcome in zip(exercise.cases, outcomes)

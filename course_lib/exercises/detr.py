@@ -168,6 +168,11 @@ register(
                 _cost_with(probabilities=lambda logits: logits.log_softmax(-1)),
             ),
             Mistake(
+                "the class term uses the raw logits; turn them into probabilities with a "
+                "softmax over the C + 1 columns first: -softmax(logits)[target class].",
+                _cost_with(probabilities=lambda logits: logits),
+            ),
+            Mistake(
                 "the softmax leaves out the last, 'no object', column; it runs over all "
                 "C + 1 columns.",
                 _cost_with(

@@ -226,6 +226,11 @@ register(
                 _knn_with(weight=lambda s, t: s.exp()),
             ),
             Mistake(
+                "the similarity is multiplied by the temperature; it is divided by it, "
+                "exp(similarity / temperature): a small temperature sharpens the vote.",
+                _knn_with(weight=lambda s, t: (s * t).exp()),
+            ),
+            Mistake(
                 "the k *least* similar bank entries vote; take the k largest "
                 "similarities (topk's default, largest=True).",
                 _knn_with(largest=False),

@@ -147,7 +147,10 @@ def _mha_case(b, t_q, t_k, d, num_heads, seed, self_attention=False, mask=False)
         if not mask:
             return (x_q, x_kv, *weights, num_heads)
         keep = torch.rand(b, x_kv.shape[1], generator=g) > 0.4
-        keep[:, 0] = True  # every sentence keeps a key
+        keep[:, 0] = True  # every sentence keeps a key ...
+        # ... and pads one, so that an inverted mask keeps a key too: no row is fully
+        # masked, where PyTorch versions differ (NaN, or the fused kernel's 0)
+        keep[:, -1] = False
         return (x_q, x_kv, *weights, num_heads, keep)
 
     return make

@@ -20,10 +20,18 @@ def _generator(seed: int) -> torch.Generator:
 # ---------------------------------------------------------------------------
 
 
-def _softmax_case(shape, mask_shape, seed, fully_masked_row=False, dtype=torch.float32):
+def _softmax_case(
+    shape,
+    mask_shape,
+    seed,
+    fully_masked_row=False,
+    dtype=torch.float32,
+    scale=3.0,
+    offset=0.0,
+):
     def make():
         g = _generator(seed)
-        scores = (3 * torch.randn(*shape, generator=g)).to(dtype)
+        scores = (scale * torch.randn(*shape, generator=g) + offset).to(dtype)
         mask = torch.rand(*mask_shape, generator=g) > 0.4
         mask[..., 0] = True  # every row keeps at least one key ...
         if fully_masked_row:
@@ -63,6 +71,14 @@ def _ms_big_negative_fill(scores, mask):
     return weights.masked_fill(~mask, 0.0)
 
 
+def _ms_fixed_fill(value, zero_masked):
+    def wrong(scores, mask):
+        weights = torch.softmax(scores.masked_fill(~mask, value), dim=-1)
+        return weights.masked_fill(~mask, 0.0) if zero_masked else weights
+
+    return wrong
+
+
 def _ms_no_mask(scores, mask):
     return torch.softmax(scores, dim=-1)
 
@@ -93,6 +109,10 @@ register(
                 _softmax_case(
                     (3, 5), (3, 5), seed=3, fully_masked_row=True, dtype=torch.float16
                 ),
+            ),
+            Case(
+                "scores around -50 000 (minus a squared distance, say)",
+                _softmax_case((2, 3, 6), (2, 3, 6), seed=4, scale=1e3, offset=-5e4),
             ),
         ],
         mistakes=[
@@ -128,6 +148,21 @@ register(
                 "torch.finfo(scores.dtype).min, the smallest number of the scores' dtype.",
                 _ms_big_negative_fill,
                 error="overflow|cannot be converted",
+            ),
+            Mistake(
+                "a fixed fill such as -1e9 does not fit in float16 (whose smallest "
+                "number is about -65504), and a row whose keys are all masked gets "
+                "uniform weights instead of zeros: fill with "
+                "torch.finfo(scores.dtype).min and zero the masked weights after the "
+                "softmax.",
+                _ms_fixed_fill(-1e9, zero_masked=False),
+                error="overflow|cannot be converted",
+            ),
+            Mistake(
+                "a fixed fill such as -1e4 is not below every score: where the scores "
+                "are lower still, the masked keys win the softmax. Fill with "
+                "torch.finfo(scores.dtype).min, below any score of that dtype.",
+                _ms_fixed_fill(-1e4, zero_masked=True),
             ),
         ],
     )

@@ -114,16 +114,23 @@ def _pytorch_smoothed(logits, targets, epsilon, pad_id):
     )
 
 
-def _smoothed(logits, targets, epsilon, pad_id, *, spread, real=None, mean=True):
+def _smoothed(
+    logits, targets, epsilon, pad_id, *, spread, real=None, denominator="real tokens"
+):
     """Cross-entropy against a smoothed target: 1 - epsilon on the target, plus
-    ``spread(log_probs)`` -- the per-token penalty of the other epsilon -- on average over
-    the ``real`` tokens (default: the non-pad ones)."""
+    ``spread(log_probs)`` -- the per-token penalty of the other epsilon -- summed over
+    the ``real`` tokens (default: the non-pad ones) and divided by ``denominator``."""
     log_probs = logits.log_softmax(-1)  # (B, T, V)
     nll = -log_probs.gather(-1, targets[..., None]).squeeze(-1)  # (B, T)
     per_token = (1 - epsilon) * nll + epsilon * spread(log_probs, targets)
     real = (targets != pad_id) if real is None else real(targets)
     total = (per_token * real).sum()
-    return total / real.sum() if mean else total / targets.shape[0]
+    count = {
+        "real tokens": real.sum(),
+        "batch size": targets.shape[0],
+        "every position": targets.numel(),
+    }[denominator]
+    return total / count
 
 
 def _uniform_over_all(log_probs, targets):
@@ -197,7 +204,14 @@ register(
                 "the loss is summed over tokens and divided by the batch size; average it "
                 "over the real (non-pad) tokens.",
                 lambda lg, tg, e, p: _smoothed(
-                    lg, tg, e, p, spread=_uniform_over_all, mean=False
+                    lg, tg, e, p, spread=_uniform_over_all, denominator="batch size"
+                ),
+            ),
+            Mistake(
+                "the sum over the real tokens is divided by every position, <pad> "
+                "included: divide by the number of real tokens, (targets != pad_id).sum().",
+                lambda lg, tg, e, p: _smoothed(
+                    lg, tg, e, p, spread=_uniform_over_all, denominator="every position"
                 ),
             ),
             Mistake(
