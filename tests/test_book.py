@@ -255,6 +255,11 @@ class TestNotebook:
                 j for j, c in enumerate(code) if c.startswith("my_prediction = None")
             ]
             assert asked and min(asked) < index, "the guess cell comes first"
+            # and checks the letter where it is set: a typo fails in its own cell
+            assert (
+                f'course_lib.exercises.guess("{prediction_id}", my_prediction)'
+                in code[min(asked)]
+            )
             # the outcome checks assert the answer the text explains, recorded by
             # the hidden cell under the variable's own name
             assert f"{outcome}={outcome}," in hidden, f"record {outcome}"

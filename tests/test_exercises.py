@@ -1120,3 +1120,16 @@ def test_the_label_smoothing_denominator_is_named(capsys):
     passed, out = run("ex-label-smoothing", label_smoothed_loss, capsys)
     assert not passed
     assert "Likely mistake: the sum over the real tokens is divided by every" in out
+
+
+def test_a_prediction_is_checked_where_it_is_set(capsys):
+    from course_lib.exercises import guess
+
+    with pytest.raises(ValueError, match=r"one of \['a', 'b', 'c'\].*'bb'"):
+        guess("pred-naive-loss", "bb")
+    guess("pred-naive-loss", "(B)")  # brackets and case are forgiven
+    assert capsys.readouterr().out.startswith("Noted: (b)")
+    guess("pred-naive-loss", None)
+    assert "no prediction yet" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown prediction_id"):
+        guess("pred-nothing", "a")

@@ -13,7 +13,7 @@ importing this package registers all of them.
 
 from . import detr, moco, multihead, pooling, scoring, transformer, vit  # noqa: F401  (registers each chapter's exercises)
 from ._core import EXERCISES, Case, Exercise, Mistake, check, compare_outputs, register
-from ._predictions import PREDICTIONS, Prediction, predict, reveal
+from ._predictions import PREDICTIONS, Prediction, guess, predict, reveal
 from ._progress import progress
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "compare_outputs",
     "register",
     "reveal",
+    "guess",
     "predict",
     "Prediction",
     "PREDICTIONS",

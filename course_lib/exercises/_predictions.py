@@ -1,7 +1,8 @@
 """Predict, then run: the learner commits to an answer before an experiment.
 
 A chapter asks a multiple-choice question in its text, the learner sets
-``my_prediction = "b"``, the experiment runs, and :func:`reveal` compares the
+``my_prediction = "b"`` (checked at once by :func:`guess`, so a typo fails in its own
+cell), the experiment runs, and :func:`reveal` compares the
 prediction with the outcome *the run computed* and explains it. The chapter's hidden
 outcome cell asserts that the outcome is the :attr:`Prediction.answer` its text
 explains, so the book notices when an experiment stops showing it.
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from .._text import fill
 from ._core import NOT_ATTEMPTED, RESULTS
 
-__all__ = ["Prediction", "PREDICTIONS", "predict", "reveal"]
+__all__ = ["Prediction", "PREDICTIONS", "predict", "guess", "reveal"]
 
 
 @dataclass
@@ -48,6 +49,43 @@ def predict(prediction: Prediction) -> Prediction:
     return prediction
 
 
+def _checked(
+    prediction_id: str, my_prediction: str | None
+) -> tuple[Prediction, str | None]:
+    """The prediction and the learner's letter, lower-cased; a letter that is not one of
+    the choices is an error that lists them."""
+    if prediction_id not in PREDICTIONS:
+        raise ValueError(
+            f"unknown prediction_id {prediction_id!r}; known: "
+            f"{', '.join(sorted(PREDICTIONS))}"
+        )
+    prediction = PREDICTIONS[prediction_id]
+    letters = sorted(prediction.choices)
+    if my_prediction is not None:
+        my_prediction = str(my_prediction).strip().strip("()").lower()
+    if my_prediction not in (None, *letters):
+        raise ValueError(
+            f"my_prediction must be one of {letters} (or None); got {my_prediction!r}"
+        )
+    return prediction, my_prediction
+
+
+def guess(prediction_id: str, my_prediction: str | None) -> None:
+    """Check the learner's letter where it is set, before the experiment runs: a typo
+    fails at once, in its own cell, naming the allowed letters."""
+    prediction, letter = _checked(prediction_id, my_prediction)
+    if letter is None:
+        print(
+            fill(
+                f"· {prediction_id}: no prediction yet. Set my_prediction to "
+                f"{' or '.join(repr(c) for c in sorted(prediction.choices))} above and "
+                "run this cell again, or read on to see the answer."
+            )
+        )
+    else:
+        print(fill(f"Noted: {_choice(prediction, letter)}. Now run the experiment."))
+
+
 def _choice(prediction: Prediction, letter: str) -> str:
     return f"({letter}) {prediction.choices[letter]}"
 
@@ -56,20 +94,10 @@ def reveal(prediction_id: str, my_prediction: str | None, outcome: str) -> bool:
     """Say whether ``my_prediction`` (a letter, or ``None`` if the learner did not
     commit) matches ``outcome``, the letter the experiment just measured, and why.
     Returns whether they match."""
-    if prediction_id not in PREDICTIONS:
-        raise ValueError(
-            f"unknown prediction_id {prediction_id!r}; known: "
-            f"{', '.join(sorted(PREDICTIONS))}"
-        )
-    prediction = PREDICTIONS[prediction_id]
-    letters = sorted(prediction.choices)
+    prediction, my_prediction = _checked(prediction_id, my_prediction)
     if outcome not in prediction.choices:
-        raise ValueError(f"outcome must be one of {letters}; got {outcome!r}")
-    if my_prediction is not None:
-        my_prediction = str(my_prediction).strip().lower()
-    if my_prediction not in (None, *letters):
         raise ValueError(
-            f"my_prediction must be one of {letters} or None; got {my_prediction!r}"
+            f"outcome must be one of {sorted(prediction.choices)}; got {outcome!r}"
         )
     lines = []
     if my_prediction is None:
