@@ -18,6 +18,7 @@ from course_lib import attention
 from course_lib import detr as course_detr
 from course_lib import moco as course_moco
 from course_lib import vit as course_vit
+from course_lib.detr import box_iou as detr_iou
 from course_lib.exercises import (
     EXERCISES,
     PREDICTIONS,
@@ -442,21 +443,26 @@ BILINEAR_MISTAKES = [
 # --- chapter 3 ------------------------------------------------------------------
 
 
-def split_heads_right(x, num_heads):
-    b, t, d = x.shape
-    return torch.stack(x.split(d // num_heads, dim=-1), dim=1)  # (B, H, T, D/H)
+def alibi_right(num_heads, size):
+    """With loops, independent of the checker's reference."""
+    heads = []
+    for h in range(1, num_heads + 1):
+        slope = 2 ** (-8 * h / num_heads)
+        heads.append([[-slope * abs(i - j) for j in range(size)] for i in range(size)])
+    return torch.tensor(heads)
 
 
-SPLIT_HEADS_MISTAKES = [
-    (
-        lambda x, h: x.reshape(x.shape[0], h, x.shape[1], x.shape[2] // h),
-        "plain reshape",
-    ),
-    (lambda x, h: torch.stack([x[..., i::h] for i in range(h)], dim=1), "interleaved"),
-    (
-        lambda x, h: split_heads_right(x, h).transpose(1, 2),
-        "transpose the token and head",
-    ),
+def alibi_same_slope(num_heads, size):
+    distance = (torch.arange(size)[:, None] - torch.arange(size)[None, :]).abs()
+    return -distance.float().expand(num_heads, size, size)
+
+
+ALIBI_MISTAKES = [
+    (lambda h, t: -alibi_right(h, t), "wrong sign"),
+    (lambda h, t: alibi_right(h, t).flip(0), "run the wrong way"),
+    (lambda h, t: alibi_right(h, t) * 2 ** (8 / h), "start at 1"),
+    (alibi_same_slope, "same slope"),
+    (lambda h, t: alibi_right(h, t).transpose(0, 2), "shape"),
 ]
 
 
@@ -520,18 +526,29 @@ def test_the_mha_reference_is_nn_multiheadattention():
 # --- chapter 4 ------------------------------------------------------------------
 
 
-def causal_right(size):
-    return torch.tensor([[j <= i for j in range(size)] for i in range(size)])
+def window_right(size, window):  # loops, independent of the checker's reference
+    return torch.tensor(
+        [[i - window < j <= i for j in range(size)] for i in range(size)]
+    )
 
 
-CAUSAL_MASK_MISTAKES = [
-    (lambda n: causal_right(n).T.contiguous(), "transposed"),
+SLIDING_WINDOW_MISTAKES = [
     (
-        lambda n: torch.tensor([[j < i for j in range(n)] for i in range(n)]),
-        "diagonal is excluded",
+        lambda n, w: torch.tensor(
+            [[abs(i - j) < w for j in range(n)] for i in range(n)]
+        ),
+        "looks both ways",
     ),
-    (lambda n: ~causal_right(n), "inverted"),
-    (lambda n: causal_right(n).float(), "dtype"),
+    (
+        lambda n, w: torch.tensor(
+            [[i - w <= j <= i for j in range(n)] for i in range(n)]
+        ),
+        "window + 1 keys",
+    ),
+    (lambda n, w: window_right(n, n), "plain causal mask"),
+    (lambda n, w: window_right(n, w).T.contiguous(), "transposed"),
+    (lambda n, w: ~window_right(n, w), "inverted"),
+    (lambda n, w: window_right(n, w).float(), "dtype"),
 ]
 
 
@@ -654,23 +671,32 @@ RESIZE_POS_EMBED_MISTAKES = [
 # --- chapter 6 ------------------------------------------------------------------
 
 
-def cxcywh_right(b):
-    return torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2], dim=-1)
+def nms_right(boxes, scores, iou_threshold):
+    """Pair by pair, with IoU written out: independent of the checker's reference."""
+
+    def iou(a, b):
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        area = lambda x: (x[2] - x[0]) * (x[3] - x[1])  # noqa: E731
+        return w * h / (area(a) + area(b) - w * h)
+
+    kept = []
+    for i in sorted(range(len(scores)), key=lambda i: -float(scores[i])):
+        if all(
+            iou(boxes[i].tolist(), boxes[j].tolist()) <= iou_threshold for j in kept
+        ):
+            kept.append(i)
+    return torch.tensor(kept, dtype=torch.long)
 
 
-BOX_CONVERT_MISTAKES = [
+NMS_MISTAKES = [
     (
-        lambda b: torch.cat([b[..., :2] - b[..., 2:], b[..., :2] + b[..., 2:]], -1),
-        "not halved",
+        lambda b, s, t: nms_right(b, torch.arange(len(s), 0, -1).float(), t),
+        "input order",
     ),
-    (
-        lambda b: torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:]], -1),
-        "halved in the wrong place",
-    ),
-    (
-        lambda b: torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., 2:]], -1),
-        "(x1, y1, w, h)",
-    ),
+    (lambda b, s, t: nms_right(b, s, t).sort().values, "highest score first"),
+    (lambda b, s, t: nms_right(b, s, 1 - t), "wrong way round"),
+    (lambda b, s, t: nms_right(b, s, t).int(), "dtype"),
 ]
 
 
@@ -852,13 +878,13 @@ ANSWERS = {
     "ex-knn-pooling": (knn_right, KNN_POOLING_MISTAKES),
     "ex-masked-softmax": (masked_softmax_right, MASKED_SOFTMAX_MISTAKES),
     "ex-bilinear-attention": (bilinear_right, BILINEAR_MISTAKES),
-    "ex-split-heads": (split_heads_right, SPLIT_HEADS_MISTAKES),
+    "ex-alibi-bias": (alibi_right, ALIBI_MISTAKES),
     "ex-mha-forward": (mha_right, MHA_FORWARD_MISTAKES),
-    "ex-causal-mask": (causal_right, CAUSAL_MASK_MISTAKES),
+    "ex-sliding-window-mask": (window_right, SLIDING_WINDOW_MISTAKES),
     "ex-padding-mask": (padding_right, PADDING_MASK_MISTAKES),
     "ex-label-smoothing": (smoothing_right, LABEL_SMOOTHING_MISTAKES),
     "ex-resize-pos-embed": (resize_right, RESIZE_POS_EMBED_MISTAKES),
-    "ex-box-convert": (cxcywh_right, BOX_CONVERT_MISTAKES),
+    "ex-nms": (nms_right, NMS_MISTAKES),
     "ex-match-cost": (cost_right, MATCH_COST_MISTAKES),
     "ex-average-precision": (ap_right, AVERAGE_PRECISION_MISTAKES),
     "ex-enqueue": (enqueue_right, ENQUEUE_MISTAKES),
@@ -915,11 +941,7 @@ LIBRARY_CALLS = {
     "ex-epanechnikov": lambda u: attention.epanechnikov_kernel(u),
     "ex-nadaraya-watson": lambda q, k, v, h: attention.nadaraya_watson(q, k, v, h),
     "ex-masked-softmax": attention.masked_softmax,
-    "ex-split-heads": attention.split_heads,
     "ex-mha-forward": _mha_through_torch,
-    "ex-causal-mask": lambda size: (
-        torch.nn.Transformer.generate_square_subsequent_mask(size).isinf().logical_not()
-    ),
     "ex-padding-mask": lambda lengths, max_len: attention.padding_mask(
         lengths, max_len
     ),
@@ -929,9 +951,7 @@ LIBRARY_CALLS = {
     "ex-resize-pos-embed": lambda pos, grid: course_vit.resize_position_embedding(
         pos, grid
     ),
-    "ex-box-convert": lambda boxes: torchvision.ops.box_convert(
-        boxes, "cxcywh", "xyxy"
-    ),
+    "ex-nms": lambda boxes, scores, t: torchvision.ops.nms(boxes, scores, t),
     "ex-match-cost": _cost_through_the_matcher,
     "ex-average-precision": course_detr.average_precision,
     "ex-enqueue": _enqueue_through_moco,
@@ -940,7 +960,12 @@ LIBRARY_CALLS = {
 }
 # nothing in course_lib, PyTorch or torchvision computes these two: the chapter's code
 # is the building block, the exercise a variant of it
-NO_LIBRARY_EQUIVALENT = {"ex-knn-pooling", "ex-bilinear-attention"}
+NO_LIBRARY_EQUIVALENT = {
+    "ex-knn-pooling",
+    "ex-alibi-bias",
+    "ex-bilinear-attention",
+    "ex-sliding-window-mask",
+}
 
 
 def test_every_exercise_is_tried_with_the_library_call():
@@ -974,14 +999,18 @@ def _corners(boxes):
 
 
 def test_a_function_that_changes_its_input_in_place_is_told_so(capsys):
-    def in_place(boxes):
-        boxes[..., :2] -= boxes[..., 2:] / 2
-        boxes[..., 2:] += boxes[..., :2]
-        return boxes
+    def in_place(boxes, scores, iou_threshold):
+        kept = []
+        while scores.max() > -1:
+            i = int(scores.argmax())
+            kept.append(i)
+            overlap = detr_iou(boxes[i : i + 1], boxes)[0] > iou_threshold
+            scores[overlap] = -2.0  # changes the caller's scores
+        return torch.tensor(kept)
 
-    passed, out = run("ex-box-convert", in_place, capsys)
+    passed, out = run("ex-nms", in_place, capsys)
     assert not passed
-    assert "changed its argument `boxes` in place" in out, out
+    assert "changed its argument `scores` in place" in out, out
 
     def clamping(u):
         u.clamp_(-1, 1)  # changes the caller's tensor

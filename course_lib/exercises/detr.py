@@ -1,4 +1,4 @@
-"""Exercises of chapter 6: box formats, the matching cost, average precision."""
+"""Exercises of chapter 6: non-maximum suppression, the matching cost, average precision."""
 
 from __future__ import annotations
 
@@ -20,67 +20,93 @@ def _random_boxes_cxcywh(n, seed):
 
 
 # ---------------------------------------------------------------------------
-# ex-box-convert
+# ex-nms: non-maximum suppression, what DETR does without
 # ---------------------------------------------------------------------------
 
 
-def _no_halving(b):
-    cx, cy, w, h = b.unbind(-1)
-    return torch.stack([cx - w, cy - h, cx + w, cy + h], -1)
+def _greedy_nms(boxes, scores, iou_threshold, order=None, against_all=False):
+    """Keep boxes from the highest score down unless one kept before overlaps them
+    (``against_all``: unless *any* higher-scoring box does, kept or not)."""
+    order = scores.argsort(descending=True) if order is None else order
+    iou = detr.box_iou(boxes, boxes)
+    kept: list[int] = []
+    for rank, i in enumerate(order.tolist()):
+        earlier = order[:rank].tolist() if against_all else kept
+        if all(iou[i, j] <= iou_threshold for j in earlier):
+            kept.append(i)
+    return torch.tensor(kept, dtype=torch.long)
 
 
-def _half_on_one_side(b):
-    cx, cy, w, h = b.unbind(-1)
-    return torch.stack([cx - w / 2, cy - h / 2, cx + w, cy + h], -1)
+def _clustered_boxes(n, clusters, seed, threshold):
+    """n boxes (x1, y1, x2, y2) jittered around a few centres, distinct scores."""
+
+    def make():
+        g = torch.Generator().manual_seed(seed)
+        centres = torch.rand(clusters, 2, generator=g) * 40
+        which = torch.randint(0, clusters, (n,), generator=g)
+        xy = centres[which] + 3 * torch.randn(n, 2, generator=g)
+        size = 8 + 6 * torch.rand(n, 2, generator=g)
+        boxes = torch.cat([xy, xy + size], dim=1)
+        scores = torch.randperm(n, generator=g).float() / n + 0.01
+        return boxes, scores, threshold
+
+    return make
 
 
-def _xywh(b):
-    cx, cy, w, h = b.unbind(-1)
-    return torch.stack([cx - w / 2, cy - h / 2, w, h], -1)
+def _chain():
+    """Three boxes in a row: A overlaps B, B overlaps C, A and C are apart. With A best,
+    B is suppressed, and C survives only if a suppressed box cannot suppress."""
+    boxes = torch.tensor(
+        [[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 10.0], [10.0, 0.0, 20.0, 10.0]]
+    )  # IoU(A, B) = IoU(B, C) = 1/3, IoU(A, C) = 0
+    return boxes, torch.tensor([0.9, 0.8, 0.7]), 0.3
 
 
-def _yx_order(b):
-    cx, cy, w, h = b.unbind(-1)
-    return torch.stack([cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2], -1)
+def _apart():
+    """Six boxes on a grid, none touching another: all are kept."""
+    corners = torch.tensor([[x, y] for x in (0.0, 20.0, 40.0) for y in (0.0, 20.0)])
+    return torch.cat([corners, corners + 10], 1), torch.linspace(0.2, 0.9, 6), 0.5
 
 
 register(
     Exercise(
-        id="ex-box-convert",
+        id="ex-nms",
         chapter=CHAPTER,
-        title="(cx, cy, w, h) to (x1, y1, x2, y2)",
-        signature="box_cxcywh_to_xyxy(boxes): (..., 4) -> (..., 4)",
-        reference=detr.box_cxcywh_to_xyxy,
-        stands_for=(
-            "course_lib.detr.box_cxcywh_to_xyxy",
-            "torchvision.ops.box_convert",
+        title="non-maximum suppression",
+        signature=(
+            "nms(boxes, scores, iou_threshold): (N, 4) xyxy, (N,), float -> the kept "
+            "indices (K,) int64, highest score first"
         ),
+        reference=torchvision.ops.nms,
+        stands_for=("torchvision.ops.nms", "torchvision.ops.batched_nms"),
         cases=[
-            Case(
-                "one box (0.5, 0.5, 0.2, 0.4)",
-                lambda: (torch.tensor([[0.5, 0.5, 0.2, 0.4]]),),
-            ),
-            Case("5 random boxes", lambda: (_random_boxes_cxcywh(5, seed=0),)),
-            Case(
-                "a batch (2, 3, 4) of boxes",
-                lambda: (_random_boxes_cxcywh(6, seed=1).reshape(2, 3, 4),),
-            ),
+            Case("12 boxes in 3 clusters, IoU 0.5", _clustered_boxes(12, 3, 0, 0.5)),
+            Case("20 boxes in 4 clusters, IoU 0.3", _clustered_boxes(20, 4, 1, 0.3)),
+            Case("a chain: A overlaps B, B overlaps C, IoU 0.3", _chain),
+            Case("6 boxes apart from each other: all kept", _apart),
         ],
         mistakes=[
             Mistake(
-                "w and h are not halved: the box reaches w/2 to each side of the centre, "
-                "x1 = cx - w/2 and x2 = cx + w/2.",
-                _no_halving,
+                "the boxes are walked in their input order; walk them from the highest "
+                "score down (scores.argsort(descending=True)), so that the best box of a "
+                "cluster is the one kept.",
+                lambda b, s, t: _greedy_nms(b, s, t, order=torch.arange(len(s))),
             ),
             Mistake(
-                "w and h are halved in the wrong place: subtract w/2 for x1 *and* add w/2 for x2.",
-                _half_on_one_side,
+                "a suppressed box still suppresses others: compare each box only with "
+                "the boxes already *kept*. (In a chain A-B-C, A removes B, and C stays.)",
+                lambda b, s, t: _greedy_nms(b, s, t, against_all=True),
             ),
             Mistake(
-                "that is (x1, y1, w, h); the last two numbers must be the corner x2 = x1 + w, y2 = y1 + h.",
-                _xywh,
+                "the kept indices are in index order; return them highest score first, "
+                "as torchvision.ops.nms does.",
+                lambda b, s, t: _greedy_nms(b, s, t).sort().values,
             ),
-            Mistake("x and y are swapped: the order is (x1, y1, x2, y2).", _yx_order),
+            Mistake(
+                "the threshold works the wrong way round: a box is removed when it "
+                "overlaps a kept box by *more* than iou_threshold.",
+                lambda b, s, t: _greedy_nms(b, s, 1.0 - t),
+            ),
         ],
     )
 )

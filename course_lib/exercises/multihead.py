@@ -1,67 +1,83 @@
-"""Exercises of chapter 3: splitting heads and multi-head attention from its weights."""
+"""Exercises of chapter 3: ALiBi's distance bias and multi-head attention from its weights."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from .. import attention
 from ._core import Case, Exercise, Mistake, register
 from ._predictions import Prediction, predict
 
 CHAPTER = "03_multihead_attention"
 
 
-def _split_case(batch, tokens, d_model, heads, seed):
-    def make():
-        g = torch.Generator().manual_seed(seed)
-        return torch.randn(batch, tokens, d_model, generator=g), heads
-
-    return make
+# ---------------------------------------------------------------------------
+# ex-alibi-bias: positions as a per-head penalty on distant keys (Press et al., 2022)
+# ---------------------------------------------------------------------------
 
 
-def _plain_reshape(x, num_heads):
-    b, t, d = x.shape
-    return x.reshape(b, num_heads, t, d // num_heads)
+def alibi_slopes(num_heads: int) -> torch.Tensor:
+    """m_h = 2^(-8 h / H) for heads h = 1 .. H: a geometric sequence from 2^(-8/H)."""
+    return 2.0 ** (-8.0 * torch.arange(1, num_heads + 1) / num_heads)
 
 
-def _interleaved(x, num_heads):
-    b, t, d = x.shape
-    return x.reshape(b, t, d // num_heads, num_heads).permute(0, 3, 1, 2)
+def alibi_bias(num_heads: int, size: int) -> torch.Tensor:
+    """(H, size, size): bias[h, i, j] = -m_h |i - j|, added to head h's scores."""
+    position = torch.arange(size)
+    distance = (position[:, None] - position[None, :]).abs()  # (T, T)
+    return -alibi_slopes(num_heads)[:, None, None] * distance
 
 
-def _tokens_and_heads_swapped(x, num_heads):
-    b, t, d = x.shape
-    return x.reshape(b, t, num_heads, d // num_heads)
+def _alibi_with(slopes=alibi_slopes, distance=lambda i, j: (i - j).abs(), sign=-1.0):
+    def wrong(num_heads, size):
+        position = torch.arange(size)
+        d = distance(position[:, None], position[None, :]).float()
+        return sign * slopes(num_heads)[:, None, None] * d
+
+    return wrong
 
 
 register(
     Exercise(
-        id="ex-split-heads",
+        id="ex-alibi-bias",
         chapter=CHAPTER,
-        title="split the features into heads",
-        signature="split_heads(x, num_heads): (B, T, D) -> (B, H, T, D/H)",
-        reference=attention.split_heads,
-        stands_for=("course_lib.attention.split_heads",),
+        title="ALiBi: a per-head linear penalty on distance",
+        signature=(
+            "alibi_bias(num_heads, size) -> (num_heads, size, size), "
+            "bias[h, i, j] = -m_h |i - j| with m_h = 2^(-8 (h + 1) / num_heads)"
+        ),
+        reference=alibi_bias,
         cases=[
-            Case("x (2, 5, 12), 3 heads", _split_case(2, 5, 12, 3, seed=0)),
-            Case("x (3, 4, 16), 4 heads", _split_case(3, 4, 16, 4, seed=1)),
-            Case("x (1, 6, 8), 1 head", _split_case(1, 6, 8, 1, seed=2)),
+            Case("4 heads, 5 positions", lambda: (4, 5)),
+            Case("8 heads, 3 positions", lambda: (8, 3)),
+            Case("2 heads, 6 positions", lambda: (2, 6)),
+            Case("1 head, 4 positions", lambda: (1, 4)),
         ],
         mistakes=[
             Mistake(
-                "a plain reshape to (B, H, T, D/H) mixes tokens and heads: view as "
-                "(B, T, H, D/H) first, then transpose dimensions 1 and 2.",
-                _plain_reshape,
+                "the bias has the wrong sign: it must lower the scores of distant keys, "
+                "-m_h |i - j|.",
+                _alibi_with(sign=1.0),
             ),
             Mistake(
-                "the heads are interleaved (head h gets features h, h+H, h+2H, ...); each head must "
-                "get a contiguous block of D/H features: view as (B, T, H, D/H).",
-                _interleaved,
+                "the slopes run the wrong way: the first head has the steepest slope, "
+                "m_1 = 2^(-8/H), and each next head a gentler one.",
+                _alibi_with(slopes=lambda h: alibi_slopes(h).flip(0)),
             ),
             Mistake(
-                "the result is (B, T, H, D/H): transpose the token and head dimensions.",
-                _tokens_and_heads_swapped,
+                "the slopes start at 1 (h = 0): with H heads they are 2^(-8/H), "
+                "2^(-16/H), ..., 2^(-8) (h = 1 .. H).",
+                _alibi_with(slopes=lambda h: 2.0 ** (-8.0 * torch.arange(h) / h)),
+            ),
+            Mistake(
+                "the distance has a sign, i - j: keys on either side of the query are "
+                "penalised by their distance, |i - j|.",
+                _alibi_with(distance=lambda i, j: i - j),
+            ),
+            Mistake(
+                "every head has the same slope: ALiBi gives head h its own, "
+                "m_h = 2^(-8 h / H), so that heads look at different ranges.",
+                _alibi_with(slopes=lambda h: torch.ones(h)),
             ),
         ],
     )

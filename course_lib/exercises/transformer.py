@@ -1,4 +1,4 @@
-"""Exercises of chapter 4: the causal mask, the padding mask, label smoothing."""
+"""Exercises of chapter 4: a sliding-window mask, the padding mask, label smoothing."""
 
 from __future__ import annotations
 
@@ -11,36 +11,64 @@ from ._predictions import Prediction, predict
 
 CHAPTER = "04_transformer"
 
+
+def sliding_window_mask(size: int, window: int) -> torch.Tensor:
+    """bool (size, size): query i may attend key j when i - window < j <= i."""
+    i = torch.arange(size)[:, None]  # (size, 1) queries
+    j = torch.arange(size)[None, :]  # (1, size) keys
+    return (j <= i) & (i - j < window)
+
+
+def _band(size, window, keep):
+    i, j = torch.arange(size)[:, None], torch.arange(size)[None, :]
+    return keep(i, j, window)
+
+
 register(
     Exercise(
-        id="ex-causal-mask",
+        id="ex-sliding-window-mask",
         chapter=CHAPTER,
-        title="the causal (subsequent) mask",
-        signature="causal_mask(size) -> bool (size, size), True where j <= i",
-        reference=transformer.causal_mask,
-        stands_for=(
-            "course_lib.transformer.causal_mask",
-            "torch.nn.Transformer.generate_square_subsequent_mask",
+        title="a sliding-window causal mask",
+        signature=(
+            "sliding_window_mask(size, window) -> bool (size, size), True where "
+            "i - window < j <= i"
         ),
+        reference=sliding_window_mask,
         cases=[
-            Case("size 4", lambda: (4,)),
-            Case("size 7", lambda: (7,)),
-            Case("size 1", lambda: (1,)),
+            Case("size 5, window 2", lambda: (5, 2)),
+            Case("size 6, window 1: each position sees itself only", lambda: (6, 1)),
+            Case("size 7, window 3", lambda: (7, 3)),
+            Case("size 4, window 10: the causal mask", lambda: (4, 10)),
         ],
         mistakes=[
             Mistake(
-                "the mask is transposed: row i is the query at position i and may see the keys "
-                "j <= i (lower triangle, torch.tril), not j >= i.",
-                lambda size: torch.ones(size, size, dtype=torch.bool).triu(),
+                "the window looks both ways, |i - j| < window: a causal model may not see "
+                "later positions, so also require j <= i.",
+                lambda size, w: _band(size, w, lambda i, j, w: (i - j).abs() < w),
             ),
             Mistake(
-                "the diagonal is excluded: a position must be allowed to attend to itself (j = i).",
-                lambda size: torch.ones(size, size, dtype=torch.bool).tril(-1),
+                "the window holds window + 1 keys: i - j <= window. With the query itself "
+                "counted, the keys are j = i - window + 1, ..., i (i - j < window).",
+                lambda size, w: _band(size, w, lambda i, j, w: (j <= i) & (i - j <= w)),
             ),
             Mistake(
-                "the mask is inverted: True must mean 'may attend' (PyTorch's "
-                "nn.Transformer.generate_square_subsequent_mask uses the opposite convention).",
-                lambda size: torch.ones(size, size, dtype=torch.bool).triu(1),
+                "the window is missing: that is the plain causal mask, where every "
+                "earlier key is seen.",
+                lambda size, w: _band(size, w, lambda i, j, w: j <= i),
+            ),
+            Mistake(
+                "the mask is transposed: row i is the query, so its keys are the earlier "
+                "positions j <= i (below the diagonal), not the later ones.",
+                lambda size, w: _band(size, w, lambda i, j, w: (j >= i) & (j - i < w)),
+            ),
+            Mistake(
+                "the diagonal is excluded: a position must be allowed to attend to "
+                "itself.",
+                lambda size, w: _band(size, w, lambda i, j, w: (j < i) & (i - j <= w)),
+            ),
+            Mistake(
+                "the mask is inverted: True must mean 'may attend'.",
+                lambda size, w: ~sliding_window_mask(size, w),
             ),
         ],
     )
