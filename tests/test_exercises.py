@@ -65,7 +65,7 @@ def test_only_the_untouched_stub_is_not_attempted(exercise_id, capsys):
 
 
 def test_a_function_that_returns_none_is_an_attempt(capsys):
-    passed, out = run("ex-nadaraya-watson", lambda q, k, v, h: None, capsys)
+    passed, out = run("ex-leave-one-out", lambda x, y, w: None, capsys)
     assert not passed and "not attempted" not in out
     assert "0 of 3 cases right" in out and "return" in out
 
@@ -203,18 +203,18 @@ def test_check_leaves_the_callers_random_state_alone(capsys):
 
 def test_progress_lists_this_chapters_results(capsys):
     check("ex-epanechnikov", lambda u: EXERCISES["ex-epanechnikov"].reference(u))
-    check("ex-nadaraya-watson", lambda q, k, v, h: None)
+    check("ex-leave-one-out", lambda x, y, w: None)
     capsys.readouterr()
     status = progress("01_attention_pooling")
     out = capsys.readouterr().out
     assert status["ex-epanechnikov"] == "passed"
-    assert status["ex-nadaraya-watson"] == "failed"
-    assert "✓ ex-epanechnikov" in out and "✗ ex-nadaraya-watson" in out
+    assert status["ex-leave-one-out"] == "failed"
+    assert "✓ ex-epanechnikov" in out and "✗ ex-leave-one-out" in out
     assert "ex-sdpa" not in status  # another chapter
     assert all(
         s == "not attempted yet"
         for i, s in status.items()
-        if i not in ("ex-epanechnikov", "ex-nadaraya-watson")
+        if i not in ("ex-epanechnikov", "ex-leave-one-out")
     )
     with pytest.raises(ValueError, match="chapter must be one of"):
         progress("01_pooling")
@@ -298,41 +298,35 @@ EPANECHNIKOV_MISTAKES = [
 ]
 
 
-def nw_right(queries, keys, values, bandwidth):
-    distance = queries.unsqueeze(1) - keys.unsqueeze(0)
-    kernel = torch.exp(-0.5 * (distance / bandwidth) ** 2)
-    weights = kernel / kernel.sum(dim=1, keepdim=True)
-    return (weights * values).sum(dim=1), weights
+def loo_right(x, y, w):
+    """With loops, independent of the checker's reference."""
+    n = len(x)
+    weights = torch.zeros(n, n)
+    for i in range(n):
+        kernel = [
+            math.exp(-((w * float(x[i] - x[j])) ** 2) / 2) if j != i else 0.0
+            for j in range(n)
+        ]
+        weights[i] = torch.tensor(kernel) / sum(kernel)
+    return weights @ y, weights
 
 
-def nw_normalised_over_queries(queries, keys, values, bandwidth):
-    distance = queries.unsqueeze(1) - keys.unsqueeze(0)
-    kernel = torch.exp(-0.5 * (distance / bandwidth) ** 2)
-    weights = kernel / kernel.sum(dim=0, keepdim=True)
-    return (weights * values).sum(dim=1), weights
+def loo_naive(x, y, w):
+    weights = (-((w * (x[:, None] - x[None, :])) ** 2) / 2).softmax(-1)
+    return weights @ y, weights
 
 
-def nw_unnormalised(queries, keys, values, bandwidth):
-    distance = queries.unsqueeze(1) - keys.unsqueeze(0)
-    weights = torch.exp(-0.5 * (distance / bandwidth) ** 2)
-    return (weights * values).sum(dim=1), weights
+def loo_zeroed_after(x, y, w):
+    weights = (-((w * (x[:, None] - x[None, :])) ** 2) / 2).softmax(-1)
+    weights = weights * (1 - torch.eye(len(x)))
+    return weights @ y, weights
 
 
-def nw_times_bandwidth(queries, keys, values, bandwidth):
-    distance = queries.unsqueeze(1) - keys.unsqueeze(0)
-    weights = torch.softmax(-0.5 * (distance * bandwidth) ** 2, dim=1)
-    return (weights * values).sum(dim=1), weights
-
-
-def nw_weights_only(queries, keys, values, bandwidth):
-    return nw_right(queries, keys, values, bandwidth)[1]
-
-
-NADARAYA_WATSON_MISTAKES = [
-    (nw_normalised_over_queries, "normalised over the queries"),
-    (nw_unnormalised, "not normalised"),
-    (nw_times_bandwidth, "bandwidth multiplies"),
-    (nw_weights_only, "should be a tuple of 2"),
+LEAVE_ONE_OUT_MISTAKES = [
+    (loo_naive, "still sees itself"),
+    (loo_zeroed_after, "zeroed after the softmax"),
+    (lambda x, y, w: loo_right(x, y, 1 / w), "w divides the distance"),
+    (lambda x, y, w: loo_right(x, y, w)[0], "tuple"),
 ]
 
 
@@ -874,7 +868,7 @@ MOMENTUM_UPDATE_MISTAKES = [
 # must contain), ...])
 ANSWERS = {
     "ex-epanechnikov": (epanechnikov_right, EPANECHNIKOV_MISTAKES),
-    "ex-nadaraya-watson": (nw_right, NADARAYA_WATSON_MISTAKES),
+    "ex-leave-one-out": (loo_right, LEAVE_ONE_OUT_MISTAKES),
     "ex-knn-pooling": (knn_right, KNN_POOLING_MISTAKES),
     "ex-masked-softmax": (masked_softmax_right, MASKED_SOFTMAX_MISTAKES),
     "ex-bilinear-attention": (bilinear_right, BILINEAR_MISTAKES),
@@ -939,7 +933,9 @@ def _enqueue_through_moco(queue, ptr, keys):
 
 LIBRARY_CALLS = {
     "ex-epanechnikov": lambda u: attention.epanechnikov_kernel(u),
-    "ex-nadaraya-watson": lambda q, k, v, h: attention.nadaraya_watson(q, k, v, h),
+    "ex-leave-one-out": lambda x, y, w: attention.ParametricNadarayaWatson(init_w=w)(
+        x, x, y, exclude_self=True
+    ),
     "ex-masked-softmax": attention.masked_softmax,
     "ex-mha-forward": _mha_through_torch,
     "ex-padding-mask": lambda lengths, max_len: attention.padding_mask(

@@ -49,89 +49,85 @@ register(
 )
 
 
-def _nw_reference(queries, keys, values, bandwidth):
-    return attention.nadaraya_watson(
-        queries, keys, values, bandwidth, kernel="gaussian"
-    )
+# ---------------------------------------------------------------------------
+# ex-leave-one-out: each training point predicted from the others
+# ---------------------------------------------------------------------------
 
 
-def _nw_wrong_axis(queries, keys, values, bandwidth):
-    w = torch.softmax(
-        -(((queries[:, None] - keys[None, :]) / bandwidth) ** 2) / 2, dim=0
-    )
-    return w @ values, w
+def leave_one_out(x, y, w):
+    """The parametric Nadaraya-Watson prediction of every training target from the
+    other pairs: (n,), (n,), float -> (predictions (n,), weights (n, n))."""
+    scores = -((w * (x[:, None] - x[None, :])) ** 2) / 2  # (n, n)
+    scores = scores.masked_fill(torch.eye(len(x), dtype=torch.bool), float("-inf"))
+    weights = scores.softmax(dim=-1)  # each row: the other keys
+    return weights @ y, weights
 
 
-def _nw_unnormalised(queries, keys, values, bandwidth):
-    w = torch.exp(-(((queries[:, None] - keys[None, :]) / bandwidth) ** 2) / 2)
-    return w @ values, w
+def _loo_with(exclude="before", width=lambda w, d: w * d, half=True, dim=-1):
+    def wrong(x, y, w):
+        scores = -(width(w, x[:, None] - x[None, :]) ** 2) / (2 if half else 1)
+        self_key = torch.eye(len(x), dtype=torch.bool)
+        if exclude == "before":
+            scores = scores.masked_fill(self_key, float("-inf"))
+        weights = scores.softmax(dim=dim)
+        if exclude == "after":
+            weights = weights.masked_fill(self_key, 0.0)
+        return weights @ y, weights
+
+    return wrong
 
 
-def _nw_bandwidth_multiplied(queries, keys, values, bandwidth):
-    w = torch.softmax(
-        -(((queries[:, None] - keys[None, :]) * bandwidth) ** 2) / 2, dim=-1
-    )
-    return w @ values, w
-
-
-def _nw_abs_distance(queries, keys, values, bandwidth):
-    w = torch.softmax(
-        -((queries[:, None] - keys[None, :]) / bandwidth).abs() / 2, dim=-1
-    )
-    return w @ values, w
-
-
-def _nw_no_half(queries, keys, values, bandwidth):
-    w = torch.softmax(-(((queries[:, None] - keys[None, :]) / bandwidth) ** 2), dim=-1)
-    return w @ values, w
-
-
-def _nw_case(n_q: int, n_k: int, bandwidth: float, seed: int):
+def _loo_case(n: int, w: float, seed: int):
     def make():
         g = torch.Generator().manual_seed(seed)
-        keys = torch.rand(n_k, generator=g) * 5
-        values = torch.randn(n_k, generator=g)
-        queries = torch.rand(n_q, generator=g) * 5
-        return queries, keys, values, bandwidth
+        x = torch.rand(n, generator=g) * 5
+        return x, 2 * torch.sin(x) + torch.randn(n, generator=g) * 0.5, w
 
     return make
 
 
 register(
     Exercise(
-        id="ex-nadaraya-watson",
+        id="ex-leave-one-out",
         chapter=CHAPTER,
-        title="Gaussian Nadaraya–Watson attention pooling",
-        signature="nadaraya_watson_gaussian(queries, keys, values, bandwidth) -> (predictions, weights)",
-        reference=_nw_reference,
-        stands_for=("course_lib.attention.nadaraya_watson",),
+        title="leave-one-out predictions",
+        signature=(
+            "leave_one_out(x, y, w): (n,), (n,), float -> (predictions (n,), "
+            "weights (n, n)), each point predicted from the others"
+        ),
+        reference=leave_one_out,
+        stands_for=("course_lib.attention.ParametricNadarayaWatson",),
         cases=[
-            Case("3 queries, 5 keys, bandwidth 1", _nw_case(3, 5, 1.0, seed=0)),
-            Case("6 queries, 4 keys, bandwidth 0.5", _nw_case(6, 4, 0.5, seed=1)),
-            Case("4 queries, 4 keys, bandwidth 2", _nw_case(4, 4, 2.0, seed=2)),
+            Case("5 points, w = 1", _loo_case(5, 1.0, seed=0)),
+            Case("8 points, w = 2.5", _loo_case(8, 2.5, seed=1)),
+            Case("12 points, w = 0.7", _loo_case(12, 0.7, seed=2)),
         ],
         mistakes=[
             Mistake(
-                "the weights are normalised over the queries (dim 0). Each *query's* weights over "
-                "the keys must sum to 1: normalise along the last dimension.",
-                _nw_wrong_axis,
+                "each point still sees itself: that is the naive loss's prediction, "
+                "which w -> infinity makes perfect. Give the score of key i for query "
+                "i the value -inf before the softmax.",
+                _loo_with(exclude="never"),
             ),
             Mistake(
-                "the kernel values are not normalised: divide by their sum over the keys "
-                "(or use a softmax of -u²/2).",
-                _nw_unnormalised,
+                "the point's own weight is zeroed after the softmax, so each row sums "
+                "to less than 1: exclude it before the softmax (a score of -inf), so "
+                "that the softmax shares the whole weight among the others.",
+                _loo_with(exclude="after"),
             ),
             Mistake(
-                "the bandwidth multiplies the distance; divide by it: u = (q - k) / h.",
-                _nw_bandwidth_multiplied,
+                "w divides the distance: here w is the learned *inverse* width, "
+                "score = -(w (x_i - x_j))^2 / 2.",
+                _loo_with(width=lambda w, d: d / w),
             ),
             Mistake(
-                "the score uses |q - k|; the Gaussian kernel squares the distance.",
-                _nw_abs_distance,
+                "the score is -(w (x_i - x_j))^2 without the 1/2.",
+                _loo_with(half=False),
             ),
             Mistake(
-                "the score is -u² instead of -u²/2 (that is a Gaussian of bandwidth h/√2).",
-                _nw_no_half,
+                "the softmax runs over the queries (dim 0): each query's weights over "
+                "the keys must sum to 1, along the last dimension.",
+                _loo_with(dim=0),
             ),
         ],
         output_names=("predictions", "weights"),
