@@ -1158,3 +1158,25 @@ def test_a_prediction_is_checked_where_it_is_set(capsys):
     assert "no prediction yet" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown prediction_id"):
         guess("pred-nothing", "a")
+
+
+def test_a_matching_cost_that_converts_the_boxes_in_place_is_told_so(capsys):
+    """Issue 27: converting pred_boxes in place before the L1 distance was told 'the L1
+    distance is taken between corners', which its code did not do."""
+
+    def to_corners_in_place(boxes):
+        boxes[:, :2] -= boxes[:, 2:] / 2
+        boxes[:, 2:] += boxes[:, :2]
+        return boxes
+
+    def matching_cost(pred_logits, pred_boxes, tgt_labels, tgt_boxes):
+        probability = pred_logits.softmax(-1)[:, tgt_labels]
+        giou = course_detr.generalized_box_iou(
+            to_corners_in_place(pred_boxes), _corners(tgt_boxes)
+        )
+        l1 = torch.cdist(pred_boxes, tgt_boxes, p=1)  # pred_boxes are corners now
+        return -probability + 5 * l1 - 2 * giou
+
+    passed, out = run("ex-match-cost", matching_cost, capsys)
+    assert not passed and "Likely mistake" not in out
+    assert "changed its argument `pred_boxes` in place" in out, out
