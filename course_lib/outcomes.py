@@ -281,10 +281,9 @@ CHECKS: dict[str, list[Check]] = {
                  why="unseen combinations of known parts are translated"),
         at_most("hard_exact_beyond_the_range", quick=0.1,
                 why="numbers beyond the training range are not"),
-        at_least("test_exact_match_hard", quick=0.3,
-                 why="the hard test is partly solved"),
-        at_most("test_exact_match_hard", quick=0.9,
-                why="the hard test is only partly solved"),
+        # The hard test as a whole is not checked: it is the mean of the three kinds
+        # (equal counts), so the two checks above already bound it to [0.3, 0.7], and
+        # the rest is the longer-output share, which the matrix shows varies by run.
         above("one_epoch_exact_sqrt_d", "one_epoch_exact_default_init", plus=0.3,
               strictly=False, profiles=QUICK,
               why="scaling the embeddings by √d helps the first epoch"),
@@ -333,17 +332,10 @@ CHECKS: dict[str, list[Check]] = {
               why="on moved digits MoCo's features beat pixels"),
         below("knn_accuracy_momentum_0", "knn_accuracy_moco", plus=-0.2,
               profiles=QUICK, why="momentum 0 ruins the features"),
-        below("knn_accuracy_momentum_0", "knn_accuracy_random", plus=0.03,
-              strictly=False, profiles=QUICK,
-              why="with momentum 0 the features are no better than random"),
         equals("outcome_momentum", "c", profiles=QUICK,
                why="the answer of pred-momentum-zero"),
         above("pretext_accuracy_no_shuffle_bn", "pretext_accuracy_last_50",
               profiles=QUICK, why="without the key shuffle the look-up is easier"),
-        above("label_efficiency_moco_probe[1]", "label_efficiency_supervised[1]",
-              profiles=QUICK,
-              why="with 5 labels per class the probe on MoCo beats training "
-              "from scratch"),
     ],
 }
 # fmt: on

@@ -56,9 +56,10 @@ def _clustered_boxes(n, clusters, seed, threshold):
 def _chain():
     """Three boxes in a row: A overlaps B, B overlaps C, A and C are apart. With A best,
     B is suppressed, and C survives only if a suppressed box cannot suppress."""
+    # IoU(A, B) = IoU(B, C) = 1/3, IoU(A, C) = 0
     boxes = torch.tensor(
         [[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 10.0], [10.0, 0.0, 20.0, 10.0]]
-    )  # IoU(A, B) = IoU(B, C) = 1/3, IoU(A, C) = 0
+    )
     return boxes, torch.tensor([0.9, 0.8, 0.7]), 0.3
 
 

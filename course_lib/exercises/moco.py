@@ -368,17 +368,17 @@ predict(
             "how good are the features (kNN accuracy)?"
         ),
         choices={
-            "a": "about as good as with m = 0.99",
-            "b": "worse than m = 0.99, better than a random encoder",
-            "c": "no better than a random encoder",
+            "a": "about as good as with m = 0.99 (within 2 points)",
+            "b": "worse, but by less than 20 points",
+            "c": "far worse: more than 20 points below, down where a random encoder is",
         },
         answer="c",
         why=(
             "the negatives in the queue were made by the encoders of earlier steps. "
             "With m = 0 the key encoder changes as fast as the query encoder, so old "
             "and new keys are inconsistent and the contrastive signal is noise: MoCo "
-            "reports that training with m = 0 fails, and this run shows the features "
-            "gaining nothing over random weights."
+            "reports that training with m = 0 fails. Compare this run's features "
+            "with m = 0.99's and with the random encoder's above."
         ),
     )
 )
