@@ -19,6 +19,11 @@ __all__ = [
     "plain_number",
     "check_size",
     "environment_flag",
+    "autocasting",
+    "check_mask",
+    "check_attention_inputs",
+    "check_multihead_inputs",
+    "check_same_sizes",
 ]
 
 
@@ -124,3 +129,159 @@ def plain_number(name: str, value: Any) -> float:
             )
         return float(value.detach().item())
     return float(value)
+
+
+# -- attention (chapters 2-4) --------------------------------------------------------
+
+
+def autocasting(x: torch.Tensor) -> bool:
+    """Whether ``torch.autocast`` is on for ``x``'s device (then inputs and weights may differ)."""
+    if x.device.type not in ("cpu", "cuda", "mps", "xpu"):
+        return False  # e.g. the meta device: no autocast there
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except TypeError:  # PyTorch < 2.4
+        if x.device.type == "cuda":
+            return torch.is_autocast_enabled()
+        return torch.is_autocast_cpu_enabled()
+
+
+def check_mask(
+    name: str,
+    mask,
+    *,
+    shape: tuple[int, ...] | None = None,
+    broadcasts_to: torch.Size | None = None,
+    expected: str = "",
+    meaning: str = "True = may attend",
+) -> None:
+    """Every mask of the library passes here: a bool tensor (``meaning``) of exactly
+    ``shape``, or one that broadcasts to ``broadcasts_to`` without enlarging it.
+    ``expected`` names the wanted shape, e.g. ``"(batch, n_k)"``."""
+    check_tensor(name, mask, expected=f"(bool, {expected})")
+    if mask.dtype != torch.bool:
+        raise TypeError(
+            f"{name} must be a bool tensor ({meaning}); got dtype {mask.dtype}. "
+            f"Convert a 0/1 mask with {name}.bool()"
+        )
+    if shape is not None and tuple(mask.shape) != tuple(shape):
+        raise ValueError(
+            f"{name} must have shape {expected} = {tuple(shape)}; got {shape_str(mask)}"
+        )
+    if broadcasts_to is not None:
+        try:
+            fits = torch.broadcast_shapes(mask.shape, broadcasts_to) == broadcasts_to
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"{name} of shape {shape_str(mask)} does not broadcast to the scores' "
+                f"shape {tuple(broadcasts_to)} {expected}"
+            )
+
+
+def check_attention_inputs(queries, keys, values, mask) -> None:
+    """queries (..., n_q, d), keys (..., n_k, d), values (..., n_k, d_v) of one floating
+    dtype, with broadcastable batch dimensions, and a mask that fits their scores."""
+    for name, x, shape in (
+        ("queries", queries, "(..., n_q, d)"),
+        ("keys", keys, "(..., n_k, d)"),
+        ("values", values, "(..., n_k, d_v)"),
+    ):
+        check_tensor(name, x, min_ndim=2, expected=shape)
+        check_floating(name, x)
+    if not autocasting(queries) and not queries.dtype == keys.dtype == values.dtype:
+        raise TypeError(
+            f"queries, keys and values must have one dtype; got {queries.dtype}, "
+            f"{keys.dtype} and {values.dtype} (convert with .to(queries.dtype))"
+        )
+    if queries.shape[-1] != keys.shape[-1]:
+        raise ValueError(
+            "queries and keys must have the same feature size d for a dot product: "
+            f"queries {shape_str(queries)} has d={queries.shape[-1]}, "
+            f"keys {shape_str(keys)} has d={keys.shape[-1]}"
+        )
+    if keys.shape[-2] != values.shape[-2]:
+        raise ValueError(
+            "keys and values must come in pairs (same n_k): "
+            f"keys {shape_str(keys)}, values {shape_str(values)}"
+        )
+    try:
+        batch = torch.broadcast_shapes(
+            queries.shape[:-2], keys.shape[:-2], values.shape[:-2]
+        )
+    except RuntimeError:
+        raise ValueError(
+            "the batch dimensions (...) of queries, keys and values do not broadcast: "
+            f"{shape_str(queries)}, {shape_str(keys)}, {shape_str(values)}"
+        ) from None
+    if mask is not None:
+        scores_shape = torch.Size((*batch, queries.shape[-2], keys.shape[-2]))
+        check_mask("mask", mask, broadcasts_to=scores_shape, expected="(..., n_q, n_k)")
+
+
+def check_multihead_inputs(module, query, key, value, key_padding_mask, attn_mask):
+    """The inputs of ``MultiHeadAttention.forward``: query (B, n_q, D), key and value
+    (B, n_k, D) in the weights' dtype, key_padding_mask (B, n_k) and attn_mask (n_q, n_k),
+    (B, n_q, n_k) or (B, H, n_q, n_k)."""
+    d_model, weights_dtype = module.d_model, module.in_proj.weight.dtype
+    for name, x in (("query", query), ("key", key), ("value", value)):
+        check_tensor(name, x, ndim=3, expected=f"(batch, tokens, d_model={d_model})")
+        if x.shape[-1] != d_model:
+            raise ValueError(
+                f"{name} must have d_model={d_model} features; got shape {shape_str(x)}"
+            )
+    if not autocasting(query) and not (
+        query.dtype == key.dtype == value.dtype == weights_dtype
+    ):
+        raise TypeError(
+            f"query, key, value and the weights must have one dtype; got {query.dtype}, "
+            f"{key.dtype}, {value.dtype} and {weights_dtype} (convert the inputs with "
+            f".to({weights_dtype}), or the module with .to(dtype))"
+        )
+    if key.shape[:2] != value.shape[:2] or query.shape[0] != key.shape[0]:
+        raise ValueError(
+            f"query {shape_str(query)}, key {shape_str(key)} and value {shape_str(value)} "
+            "must share the batch size, and key and value the number of tokens"
+        )
+    (batch, n_q), n_k = query.shape[:2], key.shape[1]
+    if key_padding_mask is not None:
+        check_mask(
+            "key_padding_mask",
+            key_padding_mask,
+            shape=(batch, n_k),
+            expected="(batch, n_k)",
+            meaning="True = real token, may be attended",
+        )
+    if attn_mask is not None:
+        shapes = {
+            2: ("(n_q, n_k)", (n_q, n_k)),
+            3: ("(batch, n_q, n_k)", (batch, n_q, n_k)),
+            4: ("(batch, heads, n_q, n_k)", (batch, module.num_heads, n_q, n_k)),
+        }
+        names = ", ".join(name for name, _ in shapes.values())
+        check_tensor("attn_mask", attn_mask, ndim=tuple(shapes), expected=names)
+        expected, shape = shapes[attn_mask.dim()]
+        check_mask("attn_mask", attn_mask, shape=shape, expected=expected)
+
+
+def check_same_sizes(ours, theirs) -> None:
+    """``theirs``, an ``nn.MultiheadAttention``, has the sizes and biases of ``ours``, a
+    ``MultiHeadAttention``, so that every weight can be copied across."""
+    if not isinstance(theirs, torch.nn.MultiheadAttention):
+        raise TypeError(
+            f"module must be an nn.MultiheadAttention; got {type(theirs).__name__}"
+        )
+    sizes = (theirs.embed_dim, theirs.num_heads)
+    if sizes != (ours.d_model, ours.num_heads) or theirs.in_proj_weight is None:
+        raise ValueError(
+            "module must have the same d_model and num_heads and packed in-projection "
+            "weights"
+        )
+    has, wanted = theirs.in_proj_bias is not None, ours.in_proj.bias is not None
+    if has != wanted:
+        raise ValueError(
+            f"module has {'biases' if has else 'no biases'} but this "
+            f"MultiHeadAttention {'has' if wanted else 'has none'}; build it with "
+            f"bias={has} to copy every weight"
+        )

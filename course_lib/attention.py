@@ -27,7 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_floating, check_size, check_tensor, shape_str
+from ._checks import (
+    check_attention_inputs,
+    check_floating,
+    check_mask,
+    check_multihead_inputs,
+    check_same_sizes,
+    check_size,
+    check_tensor,
+    shape_str,
+)
 
 __all__ = [
     "gaussian_kernel",
@@ -207,25 +216,6 @@ def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device) < lengths[:, None]
 
 
-def _check_mask(mask, target_shape: torch.Size, expected: str) -> None:
-    """A bool mask that broadcasts to ``target_shape`` without enlarging it."""
-    check_tensor("mask", mask, expected=f"(bool, broadcastable to {expected})")
-    if mask.dtype != torch.bool:
-        raise TypeError(
-            f"mask must be a bool tensor (True = may attend); got dtype {mask.dtype}. "
-            "Convert a 0/1 mask with mask.bool()"
-        )
-    try:
-        broadcast = torch.broadcast_shapes(mask.shape, target_shape)
-    except RuntimeError:
-        broadcast = None
-    if broadcast != target_shape:
-        raise ValueError(
-            f"mask of shape {shape_str(mask)} does not broadcast to the scores' shape "
-            f"{tuple(target_shape)} {expected}"
-        )
-
-
 def masked_softmax(
     scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1
 ) -> torch.Tensor:
@@ -240,79 +230,14 @@ def masked_softmax(
     in which every key is masked gets all-zero weights instead of NaN, and its
     gradient is zero, not NaN. Returns weights of the same shape as ``scores``.
     """
-    _check_scores_and_mask(scores, mask)
-    return _masked_softmax(scores, mask, dim)
-
-
-def _masked_softmax(
-    scores: torch.Tensor, mask: torch.Tensor | None, dim: int = -1
-) -> torch.Tensor:
+    check_tensor("scores", scores, min_ndim=1, expected="(..., n_q, n_k)")
+    check_floating("scores", scores)
     if mask is None:
         return torch.softmax(scores, dim=dim)
+    check_mask("mask", mask, broadcasts_to=scores.shape, expected="(..., n_q, n_k)")
     scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     # A fully masked row is now constant, so its softmax is uniform; zero it out.
     return torch.softmax(scores, dim=dim).masked_fill(~mask, 0.0)
-
-
-def _check_scores_and_mask(scores, mask) -> None:
-    check_tensor("scores", scores, min_ndim=1, expected="(..., n_q, n_k)")
-    check_floating("scores", scores)
-    if mask is not None:
-        _check_mask(mask, scores.shape, "(..., n_q, n_k)")
-
-
-def _check_qkv(queries, keys, values, mask) -> torch.Size:
-    """Check (..., n_q, d), (..., n_k, d), (..., n_k, d_v) and the mask; return the scores' shape."""
-    for name, x, shape in (
-        ("queries", queries, "(..., n_q, d)"),
-        ("keys", keys, "(..., n_k, d)"),
-        ("values", values, "(..., n_k, d_v)"),
-    ):
-        check_tensor(name, x, min_ndim=2, expected=shape)
-        check_floating(name, x)
-    if not _autocasting(queries) and not queries.dtype == keys.dtype == values.dtype:
-        raise TypeError(
-            f"queries, keys and values must have one dtype; got {queries.dtype}, "
-            f"{keys.dtype} and {values.dtype} (convert with .to(queries.dtype))"
-        )
-    if queries.shape[-1] != keys.shape[-1]:
-        raise ValueError(
-            "queries and keys must have the same feature size d for a dot product: "
-            f"queries {shape_str(queries)} has d={queries.shape[-1]}, "
-            f"keys {shape_str(keys)} has d={keys.shape[-1]}"
-        )
-    if keys.shape[-2] != values.shape[-2]:
-        raise ValueError(
-            "keys and values must come in pairs (same n_k): "
-            f"keys {shape_str(keys)}, values {shape_str(values)}"
-        )
-    try:
-        batch = torch.broadcast_shapes(
-            queries.shape[:-2], keys.shape[:-2], values.shape[:-2]
-        )
-    except RuntimeError:
-        raise ValueError(
-            "the batch dimensions (...) of queries, keys and values do not broadcast: "
-            f"{shape_str(queries)}, {shape_str(keys)}, {shape_str(values)}"
-        ) from None
-    scores_shape = torch.Size((*batch, queries.shape[-2], keys.shape[-2]))
-    if mask is not None:
-        _check_mask(mask, scores_shape, "(..., n_q, n_k)")
-    return scores_shape
-
-
-def _autocasting(x: torch.Tensor) -> bool:
-    """Whether ``torch.autocast`` is on for ``x``'s device (then inputs and weights may differ)."""
-    if x.device.type not in ("cpu", "cuda", "mps", "xpu"):
-        return False  # e.g. the meta device: no autocast there
-    try:
-        return torch.is_autocast_enabled(x.device.type)
-    except TypeError:  # PyTorch < 2.4
-        return (
-            torch.is_autocast_enabled()
-            if x.device.type == "cuda"
-            else torch.is_autocast_cpu_enabled()
-        )
 
 
 class AdditiveAttention(nn.Module):
@@ -394,15 +319,11 @@ def scaled_dot_product_attention(
     A key that no query may attend to (padding, typically) is ignored entirely, even
     when its key or value holds NaN or inf; :func:`fused_attention` does the same.
     """
-    _check_qkv(queries, keys, values, mask)
-    return _attend(queries, keys, values, mask, dropout_p)
-
-
-def _attend(queries, keys, values, mask, dropout_p: float):
+    check_attention_inputs(queries, keys, values, mask)
     keys, values = _ignore_unseen_keys(keys, values, mask)
     d = queries.shape[-1]
     scores = queries @ keys.transpose(-2, -1) / math.sqrt(d)  # (..., n_q, n_k)
-    weights = _masked_softmax(scores, mask)
+    weights = masked_softmax(scores, mask)
     dropped = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
     return dropped @ values, weights  # (..., n_q, d_v)
 
@@ -420,11 +341,7 @@ def fused_attention(
     Same shapes and the same mask convention (bool, True = may attend); a query with
     no allowed key gets a zero output, as in the explicit version.
     """
-    _check_qkv(queries, keys, values, mask)
-    return _attend_fused(queries, keys, values, mask, dropout_p)
-
-
-def _attend_fused(queries, keys, values, mask, dropout_p: float) -> torch.Tensor:
+    check_attention_inputs(queries, keys, values, mask)
     keys, values = _ignore_unseen_keys(keys, values, mask)
     output = F.scaled_dot_product_attention(
         queries, keys, values, attn_mask=mask, dropout_p=dropout_p
@@ -460,10 +377,6 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
         raise ValueError(
             f"num_heads must be a positive integer dividing d_model={x.shape[-1]}; got {num_heads}"
         )
-    return _split_heads(x, num_heads)
-
-
-def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     batch, tokens, d_model = x.shape
     return x.view(batch, tokens, num_heads, d_model // num_heads).transpose(1, 2)
 
@@ -471,10 +384,6 @@ def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(B, H, T, D/H) -> (B, T, D): the inverse of :func:`split_heads` (concatenate heads)."""
     check_tensor("x", x, ndim=4, expected="(batch, heads, tokens, head_dim)")
-    return _merge_heads(x)
-
-
-def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     batch, heads, tokens, head_dim = x.shape
     return x.transpose(1, 2).reshape(batch, tokens, heads * head_dim)
 
@@ -497,99 +406,23 @@ class MultiHeadAttention(nn.Module):
         self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True
     ):
         super().__init__()
-        d_model, num_heads = (
-            check_size("d_model", d_model),
-            check_size("num_heads", num_heads),
-        )
+        d_model = check_size("d_model", d_model)
+        num_heads = check_size("num_heads", num_heads)
         if d_model % num_heads:
             raise ValueError(
                 f"d_model ({d_model}) must be divisible by num_heads ({num_heads}): "
                 "each head gets d_model / num_heads features"
             )
-        self.d_model, self.num_heads, self.head_dim = (
-            d_model,
-            num_heads,
-            d_model // num_heads,
-        )
+        self.d_model, self.num_heads = d_model, num_heads
+        self.head_dim = d_model // num_heads
         self.dropout = dropout
         self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)  # [W_q; W_k; W_v]
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)  # W_o
-        self._reset_parameters()
-
-    def _reset_parameters(self) -> None:
-        # the initialisation of nn.MultiheadAttention (out_proj keeps nn.Linear's default)
+        # the initialisation of nn.MultiheadAttention (out_proj keeps nn.Linear's)
         nn.init.xavier_uniform_(self.in_proj.weight)
-        if self.in_proj.bias is not None:
+        if bias:
             nn.init.zeros_(self.in_proj.bias)
             nn.init.zeros_(self.out_proj.bias)
-
-    def _project(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
-        w, b = self.in_proj.weight, self.in_proj.bias
-        if query is key and key is value:  # self-attention: one matmul
-            return F.linear(query, w, b).chunk(3, dim=-1)
-        w_q, w_kv = w.split([self.d_model, 2 * self.d_model])
-        b_q, b_kv = (
-            b.split([self.d_model, 2 * self.d_model]) if b is not None else (None, None)
-        )
-        q = F.linear(query, w_q, b_q)
-        if key is value:  # cross-attention on a memory
-            k, v = F.linear(key, w_kv, b_kv).chunk(2, dim=-1)
-        else:
-            w_k, w_v = w_kv.chunk(2)
-            b_k, b_v = b_kv.chunk(2) if b_kv is not None else (None, None)
-            k, v = F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
-        return q, k, v
-
-    def _combined_mask(
-        self, batch: int, n_q: int, n_k: int, key_padding_mask, attn_mask
-    ):
-        """(B, n_k) and (n_q, n_k) / (B, n_q, n_k) / (B, H, n_q, n_k) -> one mask broadcastable
-        to (B, H, n_q, n_k), or None."""
-        mask = None
-        if key_padding_mask is not None:
-            check_tensor(
-                "key_padding_mask",
-                key_padding_mask,
-                ndim=2,
-                expected=f"(batch, n_k) = ({batch}, {n_k})",
-            )
-            if key_padding_mask.dtype != torch.bool:
-                raise TypeError(
-                    "key_padding_mask must be a bool tensor (True = real token, may be "
-                    f"attended); got dtype {key_padding_mask.dtype}"
-                )
-            if tuple(key_padding_mask.shape) != (batch, n_k):
-                raise ValueError(
-                    f"key_padding_mask must have shape (batch, n_k) = ({batch}, {n_k}); "
-                    f"got {shape_str(key_padding_mask)}"
-                )
-            mask = key_padding_mask[:, None, None, :]  # (B, 1, 1, n_k)
-        if attn_mask is not None:
-            check_tensor(
-                "attn_mask",
-                attn_mask,
-                ndim=(2, 3, 4),
-                expected="(n_q, n_k), (batch, n_q, n_k) or (batch, heads, n_q, n_k)",
-            )
-            if attn_mask.dtype != torch.bool:
-                raise TypeError(
-                    "attn_mask must be a bool tensor (True = may attend); "
-                    f"got dtype {attn_mask.dtype}"
-                )
-            expected_shapes = {
-                2: (n_q, n_k),
-                3: (batch, n_q, n_k),
-                4: (batch, self.num_heads, n_q, n_k),
-            }
-            if tuple(attn_mask.shape) != expected_shapes[attn_mask.dim()]:
-                raise ValueError(
-                    f"attn_mask with {attn_mask.dim()} dimensions must have shape "
-                    f"{expected_shapes[attn_mask.dim()]}; got {shape_str(attn_mask)}"
-                )
-            if attn_mask.dim() == 3:
-                attn_mask = attn_mask[:, None]  # (B, 1, n_q, n_k)
-            mask = attn_mask if mask is None else mask & attn_mask
-        return mask
 
     def forward(
         self,
@@ -612,16 +445,49 @@ class MultiHeadAttention(nn.Module):
         """
         key = query if key is None else key
         value = key if value is None else value
-        mask = self._check_inputs(query, key, value, key_padding_mask, attn_mask)
+        check_multihead_inputs(self, query, key, value, key_padding_mask, attn_mask)
+        mask = self._mask(key_padding_mask, attn_mask)  # (B, H or 1, n_q or 1, n_k)
 
         q, k, v = self._project(query, key, value)  # (B, T, D) each
-        q, k, v = (_split_heads(t, self.num_heads) for t in (q, k, v))  # (B, H, T, D/H)
+        q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))  # (B, H, T, D/H)
         dropout_p = self.dropout if self.training else 0.0
         if need_weights:
-            heads, weights = _attend(q, k, v, mask, dropout_p)
+            heads, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)
         else:
-            heads, weights = _attend_fused(q, k, v, mask, dropout_p), None
-        return self.out_proj(_merge_heads(heads)), weights  # (B, n_q, D)
+            heads, weights = fused_attention(q, k, v, mask, dropout_p), None
+        return self.out_proj(merge_heads(heads)), weights  # (B, n_q, D)
+
+    def _project(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
+        """Q W_q, K W_k, V W_v for all heads at once: (B, T, D) each."""
+        D = self.d_model
+        if query is key and key is value:  # self-attention: one matmul
+            return F.linear(query, self.in_proj.weight, self.in_proj.bias).chunk(3, -1)
+        q = self._in_proj(query, slice(0, D))
+        if key is value:  # cross-attention on a memory: K and V in one matmul
+            return (q, *self._in_proj(key, slice(D, 3 * D)).chunk(2, dim=-1))
+        return (
+            q,
+            self._in_proj(key, slice(D, 2 * D)),
+            self._in_proj(value, slice(2 * D, 3 * D)),
+        )
+
+    def _in_proj(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """x W^T + b with the rows ``rows`` of the stacked [W_q; W_k; W_v] and its bias."""
+        bias = self.in_proj.bias
+        return F.linear(
+            x, self.in_proj.weight[rows], None if bias is None else bias[rows]
+        )
+
+    def _mask(self, key_padding_mask, attn_mask) -> torch.Tensor | None:
+        """The padding and attention masks as one, broadcastable to (B, H, n_q, n_k)."""
+        mask = None
+        if key_padding_mask is not None:
+            mask = key_padding_mask[:, None, None, :]  # (B, 1, 1, n_k)
+        if attn_mask is not None:
+            if attn_mask.dim() == 3:
+                attn_mask = attn_mask[:, None]  # (B, 1, n_q, n_k)
+            mask = attn_mask if mask is None else mask & attn_mask
+        return mask
 
     # -- the two halves of forward, for a key-value cache (chapter 4) -------------------
     def project_keys_values(
@@ -629,11 +495,10 @@ class MultiHeadAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """key, value (B, n_k, D) -> per-head keys and values (B, H, n_k, D/H) each: what a
         key-value cache stores, so that a decoder projects each position only once."""
-        w_k, w_v = self.in_proj.weight[self.d_model :].chunk(2)
-        b = self.in_proj.bias
-        b_k, b_v = b[self.d_model :].chunk(2) if b is not None else (None, None)
-        k, v = F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
-        return _split_heads(k, self.num_heads), _split_heads(v, self.num_heads)
+        D = self.d_model
+        k = self._in_proj(key, slice(D, 2 * D))
+        v = self._in_proj(value, slice(2 * D, 3 * D))
+        return split_heads(k, self.num_heads), split_heads(v, self.num_heads)
 
     def attend_to_projected(
         self,
@@ -644,68 +509,15 @@ class MultiHeadAttention(nn.Module):
     ) -> torch.Tensor:
         """query (B, n_q, D) attends to per-head keys and values (B, H, n_k, D/H) made by
         :meth:`project_keys_values`; key_padding_mask (B, n_k) -> output (B, n_q, D).
-
-        Unchecked and without dropout: it is for decoding loops, which call it at every
-        step on tensors they made themselves."""
-        w_q = self.in_proj.weight[: self.d_model]
-        b_q = (
-            self.in_proj.bias[: self.d_model] if self.in_proj.bias is not None else None
-        )
-        q = _split_heads(F.linear(query, w_q, b_q), self.num_heads)
+        Without dropout: it is for decoding loops."""
+        q = split_heads(self._in_proj(query, slice(0, self.d_model)), self.num_heads)
         mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
-        return self.out_proj(_merge_heads(_attend_fused(q, keys, values, mask, 0.0)))
-
-    def _check_inputs(
-        self, query, key, value, key_padding_mask, attn_mask
-    ) -> torch.Tensor | None:
-        """Check the inputs of :meth:`forward`; return the combined mask."""
-        for name, x in (("query", query), ("key", key), ("value", value)):
-            check_tensor(
-                name, x, ndim=3, expected=f"(batch, tokens, d_model={self.d_model})"
-            )
-            if x.shape[-1] != self.d_model:
-                raise ValueError(
-                    f"{name} must have d_model={self.d_model} features; got shape {shape_str(x)}"
-                )
-        weights_dtype = self.in_proj.weight.dtype
-        if (
-            not _autocasting(query)
-            and not query.dtype == key.dtype == value.dtype == weights_dtype
-        ):
-            raise TypeError(
-                f"query, key, value and the weights must have one dtype; got {query.dtype}, "
-                f"{key.dtype}, {value.dtype} and {weights_dtype} (convert the inputs with "
-                f".to({weights_dtype}), or the module with .to(dtype))"
-            )
-        if key.shape[:2] != value.shape[:2] or query.shape[0] != key.shape[0]:
-            raise ValueError(
-                f"query {shape_str(query)}, key {shape_str(key)} and value {shape_str(value)} "
-                "must share the batch size, and key and value the number of tokens"
-            )
-        batch, n_q, n_k = query.shape[0], query.shape[1], key.shape[1]
-        return self._combined_mask(batch, n_q, n_k, key_padding_mask, attn_mask)
+        return self.out_proj(merge_heads(fused_attention(q, keys, values, mask)))
 
     @torch.no_grad()
     def load_from_torch(self, module: nn.MultiheadAttention) -> "MultiHeadAttention":
         """Copy the weights of an ``nn.MultiheadAttention`` with the same sizes."""
-        if not isinstance(module, nn.MultiheadAttention):
-            raise TypeError(
-                f"module must be an nn.MultiheadAttention; got {type(module).__name__}"
-            )
-        if (module.embed_dim, module.num_heads) != (
-            self.d_model,
-            self.num_heads,
-        ) or module.in_proj_weight is None:
-            raise ValueError(
-                "module must have the same d_model and num_heads and packed in-projection weights"
-            )
-        theirs, ours = module.in_proj_bias is not None, self.in_proj.bias is not None
-        if theirs != ours:
-            raise ValueError(
-                f"module has {'biases' if theirs else 'no biases'} but this "
-                f"MultiHeadAttention {'has' if ours else 'has none'}; build it with "
-                f"bias={theirs} to copy every weight"
-            )
+        check_same_sizes(self, module)
         self.in_proj.weight.copy_(module.in_proj_weight)
         self.out_proj.weight.copy_(module.out_proj.weight)
         if self.in_proj.bias is not None:

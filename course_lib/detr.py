@@ -245,26 +245,25 @@ class SetCriterion(nn.Module):
         self, outputs: dict, targets: list[dict], num_objects: float
     ) -> dict[str, torch.Tensor]:
         """The three losses for one set of outputs (one decoder layer)."""
-        # (B, N, K+1), (B, N, 4)
-        logits, boxes = (
-            outputs["pred_logits"],
-            outputs["pred_boxes"],
-        )
-        matches = self.matcher(outputs, targets)
-        target_classes = torch.full(
-            logits.shape[:2], self.num_classes, dtype=torch.long, device=logits.device
-        )
-        matched_pred, matched_target = [], []
-        for b, (rows, cols) in enumerate(matches):
-            target_classes[b, rows.to(logits.device)] = targets[b]["labels"][
-                cols.to(logits.device)
-            ]
-            matched_pred.append(boxes[b, rows.to(logits.device)])
-            matched_target.append(targets[b]["boxes"][cols.to(logits.device)])
+        # (B, N, K+1) and (B, N, 4)
+        logits, boxes = outputs["pred_logits"], outputs["pred_boxes"]
+        # per image, the matched (prediction i, object j) pairs; then, as in DETR's
+        # code, one index (image, prediction) for the M matched pairs of the batch
+        device = boxes.device
+        matches = [
+            (i.to(device), j.to(device)) for i, j in self.matcher(outputs, targets)
+        ]
+        image = torch.cat([torch.full_like(i, b) for b, (i, _) in enumerate(matches)])
+        index = (image, torch.cat([i for i, _ in matches]))  # (M,) and (M,)
+        labels = torch.cat([t["labels"][j] for t, (_, j) in zip(targets, matches)])
+        target = torch.cat([t["boxes"][j] for t, (_, j) in zip(targets, matches)])
+        # "no object" for every prediction, but the matched ones get their object's class
+        target_classes = torch.full(logits.shape[:2], self.num_classes, device=device)
+        target_classes[index] = labels
+        pred = boxes[index]  # (M, 4)
         loss_ce = F.cross_entropy(
             logits.transpose(1, 2), target_classes, weight=self.class_weight
         )
-        pred, target = torch.cat(matched_pred), torch.cat(matched_target)
         if len(pred):
             loss_bbox = F.l1_loss(pred, target, reduction="sum") / num_objects
             # 1 - GIoU of each matched pair (torchvision's; our boxes are valid by

@@ -80,14 +80,6 @@ def _copy_ffn_and_norms(block: nn.Module, layer: nn.Module, norms: int) -> None:
         )
 
 
-def _residual(x, sublayer, norm, dropout, norm_first: bool) -> torch.Tensor:
-    """A sub-layer inside its residual connection and LayerNorm: post-LN (the paper)
-    LN(x + Sublayer(x)), or pre-LN x + Sublayer(LN(x))."""
-    if norm_first:
-        return x + dropout(sublayer(norm(x)))
-    return norm(x + dropout(sublayer(x)))
-
-
 class EncoderBlock(nn.Module):
     """One encoder layer: x -> x + SelfAttention(x) -> x + FFN(x), each followed (post-LN)
     or preceded (pre-LN, ``norm_first=True``) by a LayerNorm."""
@@ -109,15 +101,6 @@ class EncoderBlock(nn.Module):
         self.norm_first = norm_first
         self.attention_weights: torch.Tensor | None = None  # (B, H, S, S) if asked for
 
-    def _self_attend(self, x, key_padding_mask, attn_mask, need_weights):
-        out, self.attention_weights = self.self_attention(
-            x,
-            key_padding_mask=key_padding_mask,
-            attn_mask=attn_mask,
-            need_weights=need_weights,
-        )
-        return out
-
     def forward(
         self,
         x: torch.Tensor,
@@ -126,16 +109,22 @@ class EncoderBlock(nn.Module):
         need_weights: bool = False,
     ) -> torch.Tensor:
         """x (B, S, D); key_padding_mask (B, S) True at real tokens -> (B, S, D)."""
-        x = _residual(
-            x,
-            lambda h: self._self_attend(h, key_padding_mask, attn_mask, need_weights),
-            self.norm1,
-            self.dropout1,
-            self.norm_first,
-        )
-        return _residual(
-            x, self.feed_forward, self.norm2, self.dropout2, self.norm_first
-        )
+
+        def self_attention(h):  # (B, S, D) -> (B, S, D), keeping the weights if asked
+            out, self.attention_weights = self.self_attention(
+                h,
+                key_padding_mask=key_padding_mask,
+                attn_mask=attn_mask,
+                need_weights=need_weights,
+            )
+            return out
+
+        if self.norm_first:  # pre-LN: x + Sublayer(LN(x))
+            x = x + self.dropout1(self_attention(self.norm1(x)))
+            return x + self.dropout2(self.feed_forward(self.norm2(x)))
+        # post-LN, as in the paper: LN(x + Sublayer(x))
+        x = self.norm1(x + self.dropout1(self_attention(x)))
+        return self.norm2(x + self.dropout2(self.feed_forward(x)))
 
     @torch.no_grad()
     def load_from_torch(self, layer: nn.TransformerEncoderLayer) -> "EncoderBlock":
@@ -170,26 +159,6 @@ class DecoderBlock(nn.Module):
         self.self_attention_weights: torch.Tensor | None = None  # (B, H, T, T)
         self.cross_attention_weights: torch.Tensor | None = None  # (B, H, T, S)
 
-    def _self_attend(self, y, tgt_key_padding_mask, tgt_mask, need_weights):
-        out, self.self_attention_weights = self.self_attention(
-            y,
-            key_padding_mask=tgt_key_padding_mask,
-            attn_mask=tgt_mask,
-            need_weights=need_weights,
-        )
-        return out
-
-    def _cross_attend(self, y, memory, memory_key_padding_mask, need_weights):
-        # queries from the decoder, keys and values from the encoder
-        out, self.cross_attention_weights = self.cross_attention(
-            y,
-            memory,
-            memory,
-            key_padding_mask=memory_key_padding_mask,
-            need_weights=need_weights,
-        )
-        return out
-
     def forward(
         self,
         y: torch.Tensor,
@@ -201,27 +170,38 @@ class DecoderBlock(nn.Module):
     ) -> torch.Tensor:
         """y (B, T, D), memory (B, S, D); tgt_mask (T, T) e.g. causal; padding masks
         (B, T) and (B, S), True at real tokens -> (B, T, D)."""
-        y = _residual(
-            y,
-            lambda h: self._self_attend(
-                h, tgt_key_padding_mask, tgt_mask, need_weights
-            ),
-            self.norm1,
-            self.dropout1,
-            self.norm_first,
-        )
-        y = _residual(
-            y,
-            lambda h: self._cross_attend(
-                h, memory, memory_key_padding_mask, need_weights
-            ),
-            self.norm2,
-            self.dropout2,
-            self.norm_first,
-        )
-        return _residual(
-            y, self.feed_forward, self.norm3, self.dropout3, self.norm_first
-        )
+
+        def self_attention(h):  # the target attends to itself, (B, T, D)
+            out, self.self_attention_weights = self.self_attention(
+                h,
+                key_padding_mask=tgt_key_padding_mask,
+                attn_mask=tgt_mask,
+                need_weights=need_weights,
+            )
+            return out
+
+        def cross_attention(h):  # queries from the decoder, keys and values from memory
+            out, self.cross_attention_weights = self.cross_attention(
+                h,
+                memory,
+                memory,
+                key_padding_mask=memory_key_padding_mask,
+                need_weights=need_weights,
+            )
+            return out
+
+        return self._sublayers(y, self_attention, cross_attention)
+
+    def _sublayers(self, y, self_attention, cross_attention) -> torch.Tensor:
+        """The three sub-layers, each inside its residual connection and LayerNorm."""
+        if self.norm_first:  # pre-LN: y + Sublayer(LN(y))
+            y = y + self.dropout1(self_attention(self.norm1(y)))
+            y = y + self.dropout2(cross_attention(self.norm2(y)))
+            return y + self.dropout3(self.feed_forward(self.norm3(y)))
+        # post-LN, as in the paper: LN(y + Sublayer(y))
+        y = self.norm1(y + self.dropout1(self_attention(y)))
+        y = self.norm2(y + self.dropout2(cross_attention(y)))
+        return self.norm3(y + self.dropout3(self.feed_forward(y)))
 
     def step(self, y: torch.Tensor, cache: "LayerCache") -> torch.Tensor:
         """The newest target position only, y (B, 1, D) -> (B, 1, D), equal to the last row
@@ -240,11 +220,7 @@ class DecoderBlock(nn.Module):
                 h, cache.memory_keys, cache.memory_values, cache.memory_real
             )
 
-        y = _residual(y, attend_to_prefix, self.norm1, self.dropout1, self.norm_first)
-        y = _residual(y, attend_to_memory, self.norm2, self.dropout2, self.norm_first)
-        return _residual(
-            y, self.feed_forward, self.norm3, self.dropout3, self.norm_first
-        )
+        return self._sublayers(y, attend_to_prefix, attend_to_memory)
 
     def start_cache(
         self, memory: torch.Tensor, memory_real: torch.Tensor

@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 
 from course_lib import data, detr
@@ -153,6 +154,56 @@ def test_giou_loss_is_one_minus_the_giou_of_each_matched_pair():
         detr.box_cxcywh_to_xyxy(target["boxes"][cols]),
     ).diag()
     torch.testing.assert_close(losses["loss_giou"], (1 - giou).sum() / 3)
+
+
+def set_loss_image_by_image(criterion, outputs, targets, num_objects):
+    """The set loss with one gather per image (the library gathers once per batch)."""
+    logits, boxes = outputs["pred_logits"], outputs["pred_boxes"]
+    target_classes = torch.full(logits.shape[:2], criterion.num_classes)
+    pred, target = [], []
+    for b, (rows, cols) in enumerate(criterion.matcher(outputs, targets)):
+        target_classes[b, rows] = targets[b]["labels"][cols]
+        pred.append(boxes[b, rows])
+        target.append(targets[b]["boxes"][cols])
+    pred, target = torch.cat(pred), torch.cat(target)
+    weight = criterion.class_weight
+    l1 = (pred - target).abs().sum() / num_objects
+    giou = detr.generalized_box_iou(
+        detr.box_cxcywh_to_xyxy(pred), detr.box_cxcywh_to_xyxy(target)
+    ).diag()
+    return {
+        "loss_ce": F.cross_entropy(
+            logits.transpose(1, 2), target_classes, weight=weight
+        ),
+        "loss_bbox": l1,
+        "loss_giou": (1 - giou).sum() / num_objects,
+    }
+
+
+@pytest.mark.parametrize("objects_per_image", [(0, 1), (1, 1, 1), (3, 0, 5), (5, 5)])
+def test_set_loss_equals_the_image_by_image_loss(objects_per_image):
+    g = torch.Generator().manual_seed(sum(objects_per_image))
+    batch, queries, classes = len(objects_per_image), 6, 4
+    logits = torch.randn(batch, queries, classes + 1, generator=g, requires_grad=True)
+    boxes = (0.2 + 0.5 * torch.rand(batch, queries, 4, generator=g)).requires_grad_()
+    targets = [
+        {
+            "labels": torch.randint(classes, (n,), generator=g),
+            "boxes": 0.2 + 0.5 * torch.rand(n, 4, generator=g),
+        }
+        for n in objects_per_image
+    ]
+    outputs = {"pred_logits": logits, "pred_boxes": boxes}
+    criterion = detr.SetCriterion(num_classes=classes, no_object_weight=0.1)
+    num_objects = float(max(1, sum(objects_per_image)))
+    ours = criterion.single(outputs, targets, num_objects)
+    reference = set_loss_image_by_image(criterion, outputs, targets, num_objects)
+    for name in ours:
+        torch.testing.assert_close(ours[name], reference[name])
+    grads = torch.autograd.grad(sum(ours.values()), (logits, boxes))
+    expected = torch.autograd.grad(sum(reference.values()), (logits, boxes))
+    for mine, theirs in zip(grads, expected):
+        torch.testing.assert_close(mine, theirs)
 
 
 def test_sine_position_encoding():

@@ -151,7 +151,7 @@ def test_bad_construction(kwargs, error, message):
         (
             lambda m, x: m(x, attn_mask=torch.ones(5, 4, dtype=torch.bool)),
             ValueError,
-            r"attn_mask with 2 dimensions must have shape \(5, 5\)",
+            r"attn_mask must have shape \(n_q, n_k\) = \(5, 5\)",
         ),
         (
             lambda m, x: m(x, attn_mask=torch.ones(5, 5, dtype=torch.int64)),
