@@ -330,6 +330,7 @@ def test_set_repo_rewrites_setup_cells_and_badges_for_a_fork(tmp_path, monkeypat
     fork = tmp_path / "fork"
     (fork / "book").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", fork / "_config.yml")
+    shutil.copy(ROOT / "_toc.yml", fork / "_toc.yml")
     for path in NOTEBOOKS:
         shutil.copy(path, fork / "book" / path.name)
     config = (fork / "_config.yml").read_text()

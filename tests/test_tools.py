@@ -151,6 +151,9 @@ def small_book(tmp_path, monkeypatch):
     (tmp_path / "course_lib").mkdir()
     (tmp_path / "course_lib" / "maths.py").write_text("ANSWER = 42\n")
     notebooks.save(tmp_path / "book" / "a.ipynb", _notebook("print(1)"))
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/a\nparts: []\n")
+    monkeypatch.setattr(notebooks, "ROOT", tmp_path)
+    monkeypatch.setattr(notebooks, "BOOK", tmp_path / "book")
     monkeypatch.setattr(build_book, "ROOT", tmp_path)
     monkeypatch.setattr(build_book, "COPY", tmp_path / "_book" / "exec")
     monkeypatch.setattr(build_book, "CACHE", tmp_path / "_book" / "cache")
@@ -285,3 +288,11 @@ def test_the_machine_probe_and_the_normalised_times(tmp_path, capsys):
     shown = bench.table(list(rows.values()))
     assert "| 06_detr |" in shown and "| 2,000 |" in shown
     assert bench.normalised(tmp_path / "nothing") == []
+
+
+def test_the_table_of_contents_is_the_one_list_of_notebooks():
+    from tools import notebooks
+
+    on_disk = sorted(p.stem for p in notebooks.BOOK.glob("*.ipynb"))
+    assert notebooks.notebook_stems() == on_disk  # every one, in chapter order
+    assert notebooks.toc_pages()[0] == "book/00_welcome"

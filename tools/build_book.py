@@ -107,7 +107,7 @@ def prepare_copy() -> None:
                 config, sort_keys=False, allow_unicode=True
             ).encode()
         write_if_changed(COPY / relative, content)
-    notebooks = {p.name for p in (ROOT / "book").glob("*.ipynb")}
+    notebooks = {p.name for p in nbtools.notebooks()}
     for name in COPIED:  # files deleted from the repository leave the copy too
         if not (COPY / name).is_dir():
             continue
@@ -177,7 +177,7 @@ def place_notebooks(to_run: list[str]) -> list[str]:
     """Write every notebook into the copy: as in book/ if it is to be executed, else with
     its cached outputs if it has any. Returns the stems shown without outputs."""
     without_outputs = []
-    for path in sorted((ROOT / "book").glob("*.ipynb")):
+    for path in nbtools.notebooks():
         if path.stem not in to_run and cached(path.stem):
             content = _notebook_bytes(with_cached_outputs(path.stem))
         else:
@@ -214,8 +214,7 @@ def probe_path() -> Path:
 
 def unknown_stems(stems: list[str]) -> list[str]:
     """The given names that are not notebooks of book/ (checked before anything is deleted)."""
-    known = {p.stem for p in (ROOT / "book").glob("*.ipynb")}
-    return sorted(set(stems) - known)
+    return sorted(set(stems) - set(nbtools.notebook_stems()))
 
 
 def execute(stems: list[str]) -> int:
@@ -366,11 +365,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     unknown = unknown_stems(args.stems)
     if unknown:
-        known = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
-        print(f"unknown notebook(s): {unknown}; known: {known}")
+        print(f"unknown notebook(s): {unknown}; known: {nbtools.notebook_stems()}")
         return 2
     start = time.perf_counter()
-    every = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
+    every = nbtools.notebook_stems()
     if args.stems:
         to_run = sorted(args.stems)
     else:

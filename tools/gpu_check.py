@@ -332,9 +332,10 @@ def main(argv: list[str]) -> int:
 
     import torch
 
+    from tools import notebooks as nbtools
     from tools import standin_data
 
-    every = sorted(p.stem for p in BOOK.glob("*.ipynb"))
+    every = nbtools.notebook_stems()
     stems = args.stems or every
     unknown = sorted(set(stems) - set(every))
     if unknown:

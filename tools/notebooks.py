@@ -90,8 +90,25 @@ def badge_cell_source(notebook: Path) -> str:
     return BADGE_CELL.format(colab=colab_url(notebook))
 
 
+def toc_pages() -> list[str]:
+    """Every page of the book ('book/<stem>'), in table-of-contents order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc["parts"]:
+        pages += [entry["file"] for entry in part["chapters"]]
+    return pages
+
+
 def notebooks() -> list[Path]:
-    return sorted(p for p in BOOK.glob("*.ipynb"))
+    """The book's notebooks in reading order. ``_toc.yml`` is the one list of them
+    (tests/test_book.py checks that it names every notebook under book/)."""
+    pages = (ROOT / f"{page}.ipynb" for page in toc_pages())
+    return [path for path in pages if path.exists()]
+
+
+def notebook_stems() -> list[str]:
+    """The notebooks' names, e.g. ``01_attention_pooling``, in reading order."""
+    return [path.stem for path in notebooks()]
 
 
 def nbmake_command(

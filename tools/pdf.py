@@ -26,9 +26,8 @@ import sys
 import threading
 from pathlib import Path
 
-import yaml
-
 from tools import browser as browser_tool
+from tools.notebooks import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_book" / "html"
@@ -91,15 +90,6 @@ div.cell_input div.highlight, div.cell_input div[class*="highlight-"] {
 }
 div.cell_output { break-before: avoid; }
 """
-
-
-def toc_pages() -> list[str]:
-    """Every page of the book ('book/<stem>'), in table-of-contents order."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-    for part in toc["parts"]:
-        pages += [entry["file"] for entry in part["chapters"]]
-    return pages
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

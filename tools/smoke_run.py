@@ -40,7 +40,7 @@ SMOKE = Path(os.environ.get("SMOKE_DIR", ROOT / "_book" / "smoke"))
 
 
 def notebooks(args: list[str]) -> list[Path]:
-    every = sorted((ROOT / "book").glob("*.ipynb"))
+    every = nbtools.notebooks()
     if not args:
         return every
     chosen = []
