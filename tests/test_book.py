@@ -350,3 +350,20 @@ def test_set_repo_rewrites_setup_cells_and_badges_for_a_fork(tmp_path, monkeypat
         assert f"github/someone/my-fork/blob/{branch}/book/{path.name}" in text(
             cells(path)[0]
         )
+
+
+def test_no_comment_sits_on_a_lone_closing_bracket():
+    """A formatter pushes a trailing comment onto the bracket that closes a split
+    statement; the comment belongs above the statement (issue 28)."""
+    lone = re.compile(r"^\s*[)\]}]+[,;:]?\s*#")
+    sources = {p: p.read_text() for p in ROOT.glob("course_lib/**/*.py")}
+    sources |= {p: p.read_text() for p in ROOT.glob("tools/*.py")}
+    for path in NOTEBOOKS:
+        sources[path] = "\n".join(text(c) for c in cells(path, "code"))
+    found = [
+        f"{path.name}: {line.strip()}"
+        for path, source in sources.items()
+        for line in source.splitlines()
+        if lone.match(line)
+    ]
+    assert not found, found
