@@ -7,12 +7,13 @@
 #               then the built site in a real browser (headless Chromium) and the recorded results
 #   make bench  the chapters' training times of the last build, normalised by a machine-speed
 #               probe, and the multi-head attention benchmark (speed is a benchmark, not a test)
+#   make profile  where each chapter's time goes (sections, training runs) -> benchmarks/
 PYTHON ?= python3
 # Installing is skipped while requirements.txt and pyproject.toml are older than the stamp,
 # which lives inside the Python environment: a fresh virtual environment installs again.
 STAMP := $(shell $(PYTHON) -c "import sys; print(sys.prefix)")/.attention-hands-on-installed
 
-.PHONY: install book pdf test bench lint format unit smoke browser site strip clean
+.PHONY: install book pdf test bench profile lint format unit smoke browser site strip clean
 
 install: $(STAMP)
 
@@ -34,6 +35,9 @@ test: install lint browser
 
 bench: install  # normalised training times of the last build, the MHA benchmark
 	$(PYTHON) -m tools.bench
+
+profile: install  # every chapter run once more, timed by section and by training run
+	$(PYTHON) -m tools.profile_chapters
 
 lint: install   # ruff: lint and format check of the library, tools, tests and notebooks
 	$(PYTHON) -m ruff check .

@@ -28,8 +28,11 @@ __all__ = ["History", "fit", "to_device", "warmup_cosine"]
 
 
 # Every fit() of this process, as {"desc", "steps", "requested", "seconds",
-# "first_step_seconds", "device"}: how tools.gpu_check counts a chapter's steps per
-# second and estimates how long uncapped runs take.
+# "first_step_seconds", "device", "split", "wall_seconds"}. tools.gpu_check counts a
+# chapter's steps per second from it and estimates how long uncapped runs take;
+# tools.profile_chapters shows where a run's time goes. ``split``: seconds making the
+# batches, in the loss function, in backward, in the optimizer, evaluating (on a GPU,
+# launch times only: its work is asynchronous); ``wall_seconds``: the whole fit.
 COMPLETED: list[dict[str, Any]] = []
 
 
@@ -318,10 +321,15 @@ def fit(
         unit="step",
     )
     step, elapsed, last_eval, first_step_seconds = 0, 0.0, {}, 0.0
+    split = dict.fromkeys(
+        ("batches", "loss", "backward", "optimizer", "evaluation"), 0.0
+    )
 
     def run_evaluation(epoch: int) -> dict[str, float]:
         log.flush()
+        evaluation_start = time.perf_counter()
         metrics = _evaluate(model, evaluate)
+        split["evaluation"] += time.perf_counter() - evaluation_start
         history.evals.append({"step": step, "epoch": epoch, **metrics})
         return metrics
 
@@ -331,15 +339,20 @@ def fit(
         )
 
     model.train()
+    fit_start = time.perf_counter()
     for epoch, iterable in _epochs(batches):
         steps_before = step
+        asked = time.perf_counter()
         for batch in iterable:
             # -- one training step ------------------------------------------------------
             start = time.perf_counter()
+            split["batches"] += start - asked
             with precision.autocast():
                 loss, logged = _loss(loss_fn, model, to_device(batch, device))
+            forward_done = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             precision.scaler.scale(loss).backward()
+            backward_done = time.perf_counter()
             if clip_grad_norm is not None:
                 precision.scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
@@ -347,6 +360,9 @@ def fit(
             precision.scaler.update()
             if scheduler is not None:
                 scheduler.step()
+            split["loss"] += forward_done - start
+            split["backward"] += backward_done - forward_done
+            split["optimizer"] += time.perf_counter() - backward_done
             step += 1
             if device_type == "cuda" and step % log.every == 0:
                 torch.cuda.synchronize()  # count the GPU's queued work in the training time
@@ -378,6 +394,7 @@ def fit(
                 )
             if done():
                 break
+            asked = time.perf_counter()
         if step == steps_before:
             raise ValueError(
                 f"batches produced no batch in epoch {epoch}; nothing to train on"
@@ -401,6 +418,8 @@ def fit(
             "seconds": elapsed,
             "first_step_seconds": first_step_seconds,
             "device": device_type,
+            "split": split,
+            "wall_seconds": time.perf_counter() - fit_start,
         }
     )
     if progress:

@@ -296,3 +296,49 @@ def test_the_table_of_contents_is_the_one_list_of_notebooks():
     on_disk = sorted(p.stem for p in notebooks.BOOK.glob("*.ipynb"))
     assert notebooks.notebook_stems() == on_disk  # every one, in chapter order
     assert notebooks.toc_pages()[0] == "book/00_welcome"
+
+
+def test_the_profile_splits_a_chapter_by_section_and_training_run(
+    tmp_path, monkeypatch
+):
+    from tools import gpu_check, profile_chapters
+
+    notebook = tmp_path / "x.ipynb"
+    cells = [
+        {"cell_type": "code", "source": ["import course_lib"]},
+        {"cell_type": "markdown", "source": ["# 9. A chapter\n", "text"]},
+        {"cell_type": "markdown", "source": ["## 9.1 Data"]},
+        {"cell_type": "code", "source": ["data = 1"]},
+        {"cell_type": "markdown", "source": ["## 9.2 Training"]},
+        {"cell_type": "code", "source": ["fit()"]},
+        {"cell_type": "code", "source": ["plot()"]},
+    ]
+    notebook.write_text(json.dumps({"cells": cells}))
+    sections = [s for s, _ in gpu_check.sections_and_code(notebook)]
+    assert sections == ["", "9.1 Data", "9.2 Training", "9.2 Training"]
+    split = {"batches": 1.0, "loss": 2.0, "backward": 3.0, "optimizer": 1.0}
+    report = {
+        "seconds": 20.0,
+        "error": None,
+        "sections": sections,
+        "cell_seconds": [1.0, 2.0, 12.0, 5.0],
+        "fits_before_cell": [0, 0, 0, 1],
+        "fits": [
+            {
+                "desc": "main run",
+                "steps": 10,
+                "wall_seconds": 10.0,
+                "split": {**split, "evaluation": 2.0},
+            }
+        ],
+    }
+    monkeypatch.setattr(gpu_check, "run_notebook", lambda *args: (report, None, ""))
+    result = profile_chapters.profile("x", tmp_path)
+    assert result["sections"] == {"(setup)": 1.0, "9.1 Data": 2.0, "9.2 Training": 17.0}
+    (fit,) = result["fits"]
+    assert fit["section"] == "9.2 Training" and fit["split"]["rest"] == 1.0
+    table = profile_chapters.chapter_table("x", result)
+    assert (
+        "| main run | 9.2 Training | 10 | 10.0 | 10% | 20% | 30% | 10% | 20% | 10% |"
+        in table
+    )

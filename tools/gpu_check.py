@@ -48,8 +48,24 @@ BOOK = ROOT / "book"
 
 
 def code_cells(notebook: Path) -> list[str]:
-    cells = json.loads(notebook.read_text())["cells"]
-    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    return [source for _, source in sections_and_code(notebook)]
+
+
+def sections_and_code(notebook: Path) -> list[tuple[str, str]]:
+    """(section, source) of every code cell: the section is the last ``##`` heading
+    above the cell ("4.3 Masks"), or the chapter's title before the first one."""
+    section, found = "", []
+    for cell in json.loads(notebook.read_text())["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            for line in source.splitlines():
+                if line.startswith("# ") and not section:
+                    section = line[2:].strip()
+                elif line.startswith("## "):
+                    section = line[3:].strip()
+        elif cell["cell_type"] == "code":
+            found.append((section, source))
+    return found
 
 
 def run_one(notebook: Path, report: Path) -> int:
@@ -65,8 +81,10 @@ def run_one(notebook: Path, report: Path) -> int:
     from course_lib import train
 
     cells = code_cells(notebook)
+    sections = [section for section, _ in sections_and_code(notebook)]
     namespace = {"__name__": "__main__"}
     start = time.perf_counter()
+    cell_seconds, fits_before = [], []  # per code cell, as far as it got
 
     def write(done: int, error: str | None) -> None:
         cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
@@ -78,6 +96,9 @@ def run_one(notebook: Path, report: Path) -> int:
                     "cells_done": done,
                     "cells": len(cells),
                     "fits": train.COMPLETED,
+                    "sections": sections[: len(cell_seconds)],
+                    "cell_seconds": cell_seconds,
+                    "fits_before_cell": fits_before,
                     "peak_memory_mb": peak,
                     "error": error,
                 }
@@ -85,13 +106,17 @@ def run_one(notebook: Path, report: Path) -> int:
         )
 
     for index, source in enumerate(cells):
+        fits_before.append(len(train.COMPLETED))
+        cell_start = time.perf_counter()
         try:
             code = compile(source, f"{notebook.stem}, code cell {index}", "exec")
             exec(code, namespace)
         except Exception:  # reported in the JSON and the exit status, not swallowed
+            cell_seconds.append(time.perf_counter() - cell_start)
             write(index, traceback.format_exc(limit=4))
             return 1
         plt.close("all")
+        cell_seconds.append(time.perf_counter() - cell_start)
         write(index + 1, None)
     return 0
 
