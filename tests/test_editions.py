@@ -12,8 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def book_copy(tmp_path, monkeypatch) -> Path:
-    """_config.yml and book/*.ipynb copied to tmp_path, which tools.notebooks edits."""
-    shutil.copy2(ROOT / "_config.yml", tmp_path / "_config.yml")
+    """_config.yml, _toc.yml (the list of notebooks) and book/*.ipynb copied to
+    tmp_path, which tools.notebooks edits."""
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(ROOT / name, tmp_path / name)
     (tmp_path / "book").mkdir()
     for path in (ROOT / "book").glob("*.ipynb"):
         shutil.copy2(path, tmp_path / "book" / path.name)
