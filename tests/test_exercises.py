@@ -976,6 +976,23 @@ def test_the_library_call_does_not_pass(exercise_id, capsys):
     assert RESULTS[exercise_id] == "failed"
 
 
+def test_a_library_call_imported_inside_the_function_does_not_pass(capsys):
+    def nms(boxes, scores, iou_threshold):
+        import torchvision
+
+        return torchvision.ops.nms(boxes, scores, iou_threshold)
+
+    def nms_from(boxes, scores, iou_threshold):
+        from torchvision.ops import nms as library_nms
+
+        return library_nms(boxes, scores, iou_threshold)
+
+    for fn in (nms, nms_from):
+        passed, out = run("ex-nms", fn, capsys)
+        assert not passed
+        assert "which does the whole exercise" in out, out
+
+
 def test_a_building_block_the_exercise_allows_is_allowed(capsys):
     def matching_cost(pred_logits, pred_boxes, tgt_labels, tgt_boxes):
         probability = pred_logits.softmax(-1)[:, tgt_labels]

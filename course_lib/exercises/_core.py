@@ -37,6 +37,7 @@ import math
 import random
 import re
 import signal
+import sys
 import threading
 import traceback
 import types
@@ -375,6 +376,12 @@ def library_calls(fn: Callable, stands_for: Sequence[str]) -> list[str]:
         with contextlib.suppress(ValueError):  # an empty cell
             scope[name] = cell.cell_contents
     reached = {id(scope[n]): scope[n] for n in names if n in scope}
+    # a module imported inside the function is a local name: `import torchvision` and
+    # `from torchvision.ops import nms` name the module in the code, so look it up
+    for name in names:
+        module = sys.modules.get(name)
+        if module is not None:
+            reached.setdefault(id(module), module)
     for _ in range(4):  # torch.nn.functional.cross_entropy: modules within modules
         for obj in list(reached.values()):
             if inspect.ismodule(obj) or inspect.isclass(obj):
