@@ -1,0 +1,272 @@
+"""Translation tables of the book's other editions (today: Chinese, ``zh``).
+
+    python -m tools.i18n status zh            # what is translated, missing or stale, per page
+    python -m tools.i18n template zh [pages]  # add an entry (English only) for each new text
+    python -m tools.i18n check zh             # exit 1, with diffs, if anything is missing or stale
+
+The code and the outputs of a chapter are the same in every language; only the prose
+differs. So an edition is not a second source tree but one table per page of the table of
+contents, ``i18n/<lang>/<page>.yml`` (``i18n/zh/01_attention_pooling.yml``), a list in page
+order of entries::
+
+    - key: 3f9a0c21d4        # the English text's hash (see ``key``)
+      en: |                  # the English the translation was made from
+        ## 1.4 Nadaraya–Watson: let the query choose its keys
+      zh: |                  # the translation; ``zh: null`` keeps the English on purpose
+        ## 1.4 Nadaraya–Watson：让查询选择它的键
+
+A *text* is one markdown cell of a notebook, or one block of a ``.md`` page (a paragraph,
+a list, a table, a heading, a ``$$`` or fenced ``{directive}`` block). An entry is
+**missing** when a text of today's English has none, or has no ``zh`` at all;
+**stale** when its key is no longer the hash of any English text, that is, the English was
+edited after the translation: ``check`` shows the diff of the entry's English snapshot
+against the closest text of today's English, so that the translator sees what changed.
+``template`` never overwrites a translation: it adds entries for new texts, in page order,
+and keeps stale ones after them until the translator moves their Chinese over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import hashlib
+import json
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tools.notebooks import toc_pages
+
+ROOT = Path(__file__).resolve().parents[1]
+I18N = ROOT / "i18n"
+LANGUAGES = ("zh",)
+KEY_LENGTH = 10
+
+
+# ---------------------------------------------------------------------------------------
+# The English texts of a page, and their keys
+
+
+def normalise(text: str) -> str:
+    """Unicode NFC, ``\\n`` line ends, no trailing spaces, no blank lines at either end."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+
+
+def key(text: str) -> str:
+    """The first ``KEY_LENGTH`` hex digits of the SHA-1 of the normalised text."""
+    return hashlib.sha1(normalise(text).encode()).hexdigest()[:KEY_LENGTH]
+
+
+FENCE = re.compile(r"^(`{3,}|:{3,})")
+
+
+def markdown_blocks(text: str) -> list[str]:
+    """A MyST page cut into blocks: runs of lines between blank lines, except that a fenced
+    block (```` ``` ```` or ``:::``, a directive or code) and a ``$$`` block stay whole."""
+    blocks, current = [], []
+    lines = normalise(text).split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        fence = FENCE.match(line.lstrip())
+        if fence or line.strip() == "$$":
+            closing = fence.group(1) if fence else "$$"
+            current.append(line)
+            i += 1
+            while i < len(lines):
+                current.append(lines[i])
+                i += 1
+                if lines[i - 1].strip() == closing:
+                    break
+            continue
+        if line.strip():
+            current.append(line)
+        elif current:
+            blocks.append("\n".join(current))
+            current = []
+        i += 1
+    if current:
+        blocks.append("\n".join(current))
+    return blocks
+
+
+def page_source(page: str, root: Path = ROOT) -> Path:
+    """The source file of a table-of-contents page, e.g. 'book/glossary' -> book/glossary.md."""
+    for suffix in (".ipynb", ".md"):
+        path = root / f"{page}{suffix}"
+        if path.exists():
+            return path
+    raise FileNotFoundError(f"page {page!r} of _toc.yml has no .ipynb or .md file")
+
+
+def english_texts(path: Path) -> list[str]:
+    """The texts to translate, in page order: a notebook's markdown cells, a page's blocks."""
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        sources = ("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        return [normalise(s) for s in sources if s.strip()]
+    return markdown_blocks(path.read_text())
+
+
+# ---------------------------------------------------------------------------------------
+# The tables
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks (``|``), so that a table reads like the text."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def table_path(lang: str, page: str, root: Path = ROOT) -> Path:
+    return root / "i18n" / lang / f"{Path(page).name}.yml"
+
+
+def load_table(lang: str, page: str, root: Path = ROOT) -> list[dict]:
+    path = table_path(lang, page, root)
+    if not path.exists():
+        return []
+    entries = yaml.safe_load(path.read_text()) or []
+    for entry in entries:
+        if not isinstance(entry, dict) or not {"key", "en"} <= set(entry):
+            raise ValueError(f"{path}: every entry needs a key and en; got {entry!r}")
+    return entries
+
+
+def save_table(lang: str, page: str, entries: list[dict], root: Path = ROOT) -> Path:
+    path = table_path(lang, page, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# {page}: the {lang} text of each English text, in page order "
+        "(python -m tools.i18n; see its docstring)\n"
+    )
+    body = yaml.dump(
+        entries, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=10_000
+    )
+    path.write_text(header + body)
+    return path
+
+
+@dataclass
+class PageStatus:
+    page: str
+    texts: int
+    translated: int = 0  # a translation, or null (the English kept on purpose)
+    missing: list[str] = field(default_factory=list)  # English texts without one
+    stale: list[dict] = field(default_factory=list)  # entries no English text matches
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.stale
+
+
+def page_status(lang: str, page: str, root: Path = ROOT) -> PageStatus:
+    texts = english_texts(page_source(page, root))
+    entries = {e["key"]: e for e in load_table(lang, page, root)}
+    status = PageStatus(page, len(texts))
+    for text in texts:
+        entry = entries.get(key(text))
+        if entry is not None and lang in entry:
+            status.translated += 1
+        else:
+            status.missing.append(text)
+    keys = {key(t) for t in texts}
+    status.stale = [e for k, e in entries.items() if k not in keys]
+    return status
+
+
+def closest(text: str, candidates: list[str]) -> str:
+    """The candidate most like ``text`` (what an edited English text became)."""
+    if not candidates:
+        return ""
+    return max(
+        candidates, key=lambda c: difflib.SequenceMatcher(None, text, c).ratio()
+    )
+
+
+def stale_diff(entry: dict, texts: list[str]) -> str:
+    """The entry's English snapshot against the closest English text of today."""
+    today = closest(entry["en"], texts)
+    lines = difflib.unified_diff(
+        normalise(entry["en"]).split("\n"),
+        today.split("\n"),
+        "translated from",
+        "the English today",
+        lineterm="",
+    )
+    return "\n".join(lines)
+
+
+def template(lang: str, page: str, root: Path = ROOT) -> int:
+    """Add an entry (English only) for every text without one; returns how many."""
+    texts = english_texts(page_source(page, root))
+    old = {e["key"]: e for e in load_table(lang, page, root)}
+    entries, added = [], 0
+    for text in texts:
+        k = key(text)
+        if k in old:
+            entries.append(old.pop(k))
+        elif k not in {e["key"] for e in entries}:
+            entries.append({"key": k, "en": text})
+            added += 1
+    save_table(lang, page, entries + list(old.values()), root)
+    return added
+
+
+def translate(lang: str, page: str, text: str, root: Path = ROOT) -> str:
+    """The translation of one English text (the English where ``null``); KeyError if none."""
+    entries = {e["key"]: e for e in load_table(lang, page, root)}
+    entry = entries[key(text)]
+    return normalise(text) if entry[lang] is None else entry[lang]
+
+
+# ---------------------------------------------------------------------------------------
+# The command line
+
+
+def status(lang: str, root: Path = ROOT, verbose: bool = False) -> list[PageStatus]:
+    results = [page_status(lang, page, root) for page in toc_pages()]
+    for s in results:
+        mark = "✓" if s.complete else "✗"
+        print(
+            f"{mark} {s.page}: {s.translated}/{s.texts} translated, "
+            f"{len(s.missing)} missing, {len(s.stale)} stale"
+        )
+        if verbose:
+            for text in s.missing:
+                print(f"    missing [{key(text)}]: {text[:70]!r}")
+            texts = english_texts(page_source(s.page, root))
+            for entry in s.stale:
+                print(f"    stale [{entry['key']}]:")
+                print("      " + stale_diff(entry, texts).replace("\n", "\n      "))
+    return results
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.i18n", description=__doc__)
+    parser.add_argument("command", choices=("status", "template", "check"))
+    parser.add_argument("lang", choices=LANGUAGES)
+    parser.add_argument("pages", nargs="*", help="e.g. book/01_attention_pooling")
+    args = parser.parse_args(argv)
+    if args.command == "template":
+        for page in args.pages or toc_pages():
+            added = template(args.lang, page)
+            print(f"{table_path(args.lang, page).relative_to(ROOT)}: {added} new texts")
+        return 0
+    results = status(args.lang, verbose=args.command == "check")
+    return 0 if args.command == "status" or all(s.complete for s in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
