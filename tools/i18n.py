@@ -95,10 +95,10 @@ def markdown_blocks(text: str) -> list[str]:
     return blocks
 
 
-def page_source(page: str, root: Path = ROOT) -> Path:
+def page_source(page: str, root: Path | None = None) -> Path:
     """The source file of a table-of-contents page, e.g. 'book/glossary' -> book/glossary.md."""
     for suffix in (".ipynb", ".md"):
-        path = root / f"{page}{suffix}"
+        path = (root or ROOT) / f"{page}{suffix}"
         if path.exists():
             return path
     raise FileNotFoundError(f"page {page!r} of _toc.yml has no .ipynb or .md file")
@@ -129,11 +129,11 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def table_path(lang: str, page: str, root: Path = ROOT) -> Path:
-    return root / "i18n" / lang / f"{Path(page).name}.yml"
+def table_path(lang: str, page: str, root: Path | None = None) -> Path:
+    return (root or ROOT) / "i18n" / lang / f"{Path(page).name}.yml"
 
 
-def load_table(lang: str, page: str, root: Path = ROOT) -> list[dict]:
+def load_table(lang: str, page: str, root: Path | None = None) -> list[dict]:
     path = table_path(lang, page, root)
     if not path.exists():
         return []
@@ -144,7 +144,9 @@ def load_table(lang: str, page: str, root: Path = ROOT) -> list[dict]:
     return entries
 
 
-def save_table(lang: str, page: str, entries: list[dict], root: Path = ROOT) -> Path:
+def save_table(
+    lang: str, page: str, entries: list[dict], root: Path | None = None
+) -> Path:
     path = table_path(lang, page, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (
@@ -171,7 +173,7 @@ class PageStatus:
         return not self.missing and not self.stale
 
 
-def page_status(lang: str, page: str, root: Path = ROOT) -> PageStatus:
+def page_status(lang: str, page: str, root: Path | None = None) -> PageStatus:
     texts = english_texts(page_source(page, root))
     entries = {e["key"]: e for e in load_table(lang, page, root)}
     status = PageStatus(page, len(texts))
@@ -190,9 +192,7 @@ def closest(text: str, candidates: list[str]) -> str:
     """The candidate most like ``text`` (what an edited English text became)."""
     if not candidates:
         return ""
-    return max(
-        candidates, key=lambda c: difflib.SequenceMatcher(None, text, c).ratio()
-    )
+    return max(candidates, key=lambda c: difflib.SequenceMatcher(None, text, c).ratio())
 
 
 def stale_diff(entry: dict, texts: list[str]) -> str:
@@ -208,7 +208,7 @@ def stale_diff(entry: dict, texts: list[str]) -> str:
     return "\n".join(lines)
 
 
-def template(lang: str, page: str, root: Path = ROOT) -> int:
+def template(lang: str, page: str, root: Path | None = None) -> int:
     """Add an entry (English only) for every text without one; returns how many."""
     texts = english_texts(page_source(page, root))
     old = {e["key"]: e for e in load_table(lang, page, root)}
@@ -224,7 +224,7 @@ def template(lang: str, page: str, root: Path = ROOT) -> int:
     return added
 
 
-def translate(lang: str, page: str, text: str, root: Path = ROOT) -> str:
+def translate(lang: str, page: str, text: str, root: Path | None = None) -> str:
     """The translation of one English text (the English where ``null``); KeyError if none."""
     entries = {e["key"]: e for e in load_table(lang, page, root)}
     entry = entries[key(text)]
@@ -235,7 +235,9 @@ def translate(lang: str, page: str, text: str, root: Path = ROOT) -> str:
 # The command line
 
 
-def status(lang: str, root: Path = ROOT, verbose: bool = False) -> list[PageStatus]:
+def status(
+    lang: str, root: Path | None = None, verbose: bool = False
+) -> list[PageStatus]:
     results = [page_status(lang, page, root) for page in toc_pages()]
     for s in results:
         mark = "✓" if s.complete else "✗"
@@ -262,7 +264,7 @@ def main(argv: list[str]) -> int:
     if args.command == "template":
         for page in args.pages or toc_pages():
             added = template(args.lang, page)
-            print(f"{table_path(args.lang, page).relative_to(ROOT)}: {added} new texts")
+            print(f"{table_path(args.lang, page)}: {added} new texts")
         return 0
     results = status(args.lang, verbose=args.command == "check")
     return 0 if args.command == "status" or all(s.complete for s in results) else 1
