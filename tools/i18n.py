@@ -28,6 +28,7 @@ and keeps stale ones after them until the translator moves their Chinese over.
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import hashlib
 import json
@@ -229,6 +230,108 @@ def translate(lang: str, page: str, text: str, root: Path | None = None) -> str:
     entries = {e["key"]: e for e in load_table(lang, page, root)}
     entry = entries[key(text)]
     return normalise(text) if entry[lang] is None else entry[lang]
+
+
+# ---------------------------------------------------------------------------------------
+# Assembly: the English page with its prose swapped, code and outputs untouched
+
+
+def _translated(lang: str, page: str, text: str, table: dict[str, dict]) -> str:
+    entry = table.get(key(text))
+    if entry is None or lang not in entry:
+        raise KeyError(
+            f"{page}: no {lang} text for [{key(text)}] {text[:60]!r}; "
+            f"see python -m tools.i18n status {lang}"
+        )
+    return normalise(text) if entry[lang] is None else entry[lang]
+
+
+def assemble_notebook(lang: str, page: str, notebook: dict) -> dict:
+    """The notebook (executed or not) with every markdown cell in ``lang``; the code cells
+    and their outputs are the English notebook's, untouched."""
+    table = {e["key"]: e for e in load_table(lang, page)}
+    result = copy.deepcopy(notebook)
+    for cell in result["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and source.strip():
+            text = _translated(lang, page, normalise(source), table)
+            cell["source"] = text.splitlines(keepends=True)
+    result.setdefault("metadata", {})["language"] = lang
+    return result
+
+
+def assemble_markdown(lang: str, page: str, text: str) -> str:
+    """A ``.md`` page in ``lang``, block by block."""
+    table = {e["key"]: e for e in load_table(lang, page)}
+    blocks = [_translated(lang, page, b, table) for b in markdown_blocks(text)]
+    return "\n\n".join(blocks) + "\n"
+
+
+HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+
+
+def headings(text: str) -> list[str]:
+    """The headings of a markdown text (outside fenced blocks), as their source lines."""
+    found, fence = [], None
+    for line in text.split("\n"):
+        match = FENCE.match(line.lstrip())
+        if fence is None and match:
+            fence = match.group(1)
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is None and HEADING.match(line):
+            found.append(line)
+    return found
+
+
+def heading_title(line: str) -> str:
+    """The text MyST makes a heading's anchor from: its text and inline code, no maths."""
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+    tokens = MarkdownIt("commonmark").use(dollarmath_plugin).parse(line)
+    children = tokens[1].children or []
+    return "".join(c.content for c in children if c.type in ("text", "code_inline"))
+
+
+def anchors(lang: str) -> dict[str, str]:
+    """Each translated heading's title -> the English heading's anchor, so that the two
+    editions share their anchors (``page.ipynb#14-nadarayawatson-...``) and a link, or the
+    language switch, lands on the same section."""
+    from myst_parser.mdit_to_docutils.base import default_slugify
+
+    mapping = {}
+    for page in toc_pages():
+        for entry in load_table(lang, page):
+            if not entry.get(lang):
+                continue
+            english, translated = headings(entry["en"]), headings(entry[lang])
+            if len(english) != len(translated):
+                raise ValueError(
+                    f"{page} [{entry['key']}]: {len(english)} headings in the English, "
+                    f"{len(translated)} in the {lang}"
+                )
+            for en, tr in zip(english, translated):
+                mapping[heading_title(tr)] = default_slugify(heading_title(en))
+    return mapping
+
+
+def edition_notebook_path(lang: str, page: str, root: Path | None = None) -> Path:
+    """Where the edition's unexecuted notebook of a page lives (what Colab opens)."""
+    return (root or ROOT) / "book" / lang / f"{Path(page).name}.ipynb"
+
+
+def generated_notebooks(lang: str) -> dict[Path, bytes]:
+    """book/<lang>/<stem>.ipynb: each English notebook with its prose in ``lang``."""
+    files = {}
+    for page in toc_pages():
+        source = page_source(page)
+        if source.suffix != ".ipynb":
+            continue
+        notebook = assemble_notebook(lang, page, json.loads(source.read_text()))
+        text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+        files[edition_notebook_path(lang, page)] = text.encode()
+    return files
 
 
 # ---------------------------------------------------------------------------------------
