@@ -109,7 +109,22 @@ def test_check_fails_naming_the_page_until_every_page_is_translated(
     translate_all(
         book, "book/glossary", {"# Glossary": "# 术语表", "A term.": "一个术语。"}
     )
+    capsys.readouterr()
+    assert i18n.main(["check", "zh"]) == 1  # the Colab notebooks are not written yet
+    assert (
+        "book/zh/01_pooling.ipynb is not what the tables give"
+        in capsys.readouterr().out
+    )
+    assert i18n.main(["notebooks", "zh"]) == 0
     assert i18n.main(["check", "zh"]) == 0
+    colab = json.loads((book / "book" / "zh" / "01_pooling.ipynb").read_text())
+    assert [c["source"] for c in colab["cells"]] == [
+        ["# 1. 汇聚\n", "\n", "注意力。"],
+        ["x = 1  # code is not translated"],
+        ["权重之和为一。"],
+    ]
+    (book / "book" / "zh" / "01_pooling.ipynb").write_text("{}")  # edited by hand
+    assert i18n.main(["check", "zh"]) == 1
 
 
 def test_a_table_entry_without_its_english_is_an_error(book):
