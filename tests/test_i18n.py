@@ -133,3 +133,64 @@ def test_a_table_entry_without_its_english_is_an_error(book):
     path.write_text("- key: abc\n  zh: 术语\n")
     with pytest.raises(ValueError, match="needs a key and en"):
         i18n.load_table("zh", "book/glossary", book)
+
+
+def test_the_glossary_gives_each_term_its_english_names_and_translations():
+    terms = dict((tuple(en), tuple(zh)) for en, zh in i18n.glossary_terms("zh"))
+    assert terms[("attention pooling",)] == ("注意力汇聚",)
+    assert terms[("positive sample",)] == ("正样本",)
+    assert terms[("negative sample",)] == ("负样本",)
+    assert terms[("encoder",)] == ("编码器",) and terms[("value",)] == ("值",)
+    assert terms[("volitional cue",)] == ("自主性提示",)
+    assert terms[("intersection over union", "IoU")] == ("交并比",)
+    assert terms[("instance discrimination",)] == ("实例判别", "个体判别")
+
+
+def test_a_translation_without_the_glossary_term_is_named(monkeypatch):
+    entry = {
+        "key": "k",
+        "en": "The **attention pooling** of `x`, $a$.",
+        "zh": "x 的注意力池化。",
+    }
+    monkeypatch.setattr(i18n, "toc_pages", lambda: ["book/01_pooling"])
+    monkeypatch.setattr(i18n, "load_table", lambda lang, page: [entry])
+    assert i18n.glossary_misses("zh") == [
+        "book/01_pooling [k]: 'attention pooling' without 注意力汇聚"
+    ]
+    entry["zh"] = "`x` 的注意力汇聚，$a$。"
+    assert i18n.glossary_misses("zh") == []
+    entry.update(en="Only code: `keys`, `attention pooling`.", zh="只有代码。")
+    assert i18n.glossary_misses("zh") == []
+
+
+def test_every_page_has_its_chinese_and_uses_the_glossary(capsys):
+    """The committed edition: every text of every page translated, nothing stale, the
+    Colab notebooks (book/zh/) what the tables give, the glossary's terms used. After an
+    English edit: python -m tools.i18n check zh shows what to update."""
+    assert i18n.main(["check", "zh"]) == 0, capsys.readouterr().out
+    assert i18n.glossary_misses("zh") == []
+
+
+def test_an_english_edit_fails_the_check_naming_page_and_change(
+    tmp_path, monkeypatch, capsys
+):
+    """One English cell of the real book edited: check fails, naming the page, with the
+    diff of the translated snapshot against today's English."""
+    import shutil
+
+    for name in ("_toc.yml", "_config.yml"):
+        shutil.copy2(i18n.ROOT / name, tmp_path / name)
+    shutil.copytree(i18n.ROOT / "book", tmp_path / "book")
+    shutil.copytree(i18n.ROOT / "i18n", tmp_path / "i18n")
+    monkeypatch.setattr(i18n, "ROOT", tmp_path)
+    notebook = tmp_path / "book" / "02_scoring_functions.ipynb"
+    nb = json.loads(notebook.read_text())
+    cell = next(
+        c for c in nb["cells"] if c["cell_type"] == "markdown" and len(c["source"]) > 3
+    )
+    cell["source"][1] = cell["source"][1].rstrip("\n") + " (edited)\n"
+    notebook.write_text(json.dumps(nb))
+    assert i18n.main(["check", "zh"]) == 1
+    out = capsys.readouterr().out
+    assert "✗ book/02_scoring_functions:" in out and "1 missing, 1 stale" in out
+    assert "+" + cell["source"][1].rstrip("\n") in out  # the diff shows the edit

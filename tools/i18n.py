@@ -356,6 +356,93 @@ def generated_notebooks(lang: str) -> dict[Path, bytes]:
 
 
 # ---------------------------------------------------------------------------------------
+# The glossary's terms in the translation
+
+NOT_PROSE = re.compile(r"`[^`]*`|\$\$.*?\$\$|\$[^$]*\$|\]\([^)]*\)|<[^>]*>", re.S)
+
+
+def prose(text: str) -> str:
+    """The words of a markdown text: no fence or directive-option lines, no maths, inline
+    code, link targets or HTML tags."""
+    lines = [
+        line
+        for line in text.split("\n")
+        if not FENCE.match(line.lstrip()) and not re.match(r":[\w-]+:", line.strip())
+    ]
+    return NOT_PROSE.sub(" ", "\n".join(lines))
+
+
+def glossary_terms(lang: str) -> list[tuple[list[str], list[str]]]:
+    """(English names, accepted translations) of each term of book/glossary.md's table:
+    'encoder / decoder' and 'query, key, value' give one term per word, 'positive /
+    negative sample' gives 'positive sample' and 'negative sample', 'intersection over
+    union (IoU)' has two English names, '实例判别（个体判别）' two accepted translations."""
+    column = {"zh": 1}[lang]
+    terms = []
+    for line in (ROOT / "book" / "glossary.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 4 or cells[0] == "English" or set(cells[0]) <= {"-", " "}:
+            continue
+        english, translated = cells[0], cells[column]
+        if "、" in translated:  # a list of terms: 查询、键、值
+            english, translated = (
+                english.replace(",", "/"),
+                translated.replace("、", "/"),
+            )
+        if "," in english:  # 'cue, non-volitional / volitional': the noun goes last
+            noun, _, rest = english.partition(",")
+            english = " / ".join(f"{p.strip()} {noun}" for p in rest.split("/"))
+        parts, accepted_parts = english.split("/"), translated.split("/")
+        if len(parts) != len(accepted_parts):
+            parts, accepted_parts = [english], [translated]
+        longest = max(parts, key=lambda p: len(p.split()))
+        for en, tr in zip(parts, accepted_parts):
+            if len(en.split()) < len(longest.split()) and "(" not in longest:
+                en = (
+                    f"{en.strip()} {longest.split()[-1]}"  # positive -> positive sample
+                )
+            names = re.findall(r"\(([^)]*)\)", en)
+            main = re.sub(r"\s*\([^)]*\)", "", en).strip()
+            variants = [main] + [n for n in names if not n.islower()]  # IoU, MoCo
+            accepted = [a.strip() for a in re.split(r"[（(）)]", tr) if a.strip()]
+            terms.append(([v for v in variants if v], accepted))
+    return terms
+
+
+def glossary_misses(lang: str) -> list[str]:
+    """Where an English text uses a glossary term and its translation uses none of the
+    term's translations (maths, code, link targets and HTML left out of both)."""
+    terms = glossary_terms(lang)
+    misses = []
+    for page in toc_pages():
+        if Path(page).name == "glossary":
+            continue
+        for entry in load_table(lang, page):
+            if not entry.get(lang):
+                continue
+            english, translated = prose(entry["en"]), prose(entry[lang])
+            for names, accepted in terms:
+                used = [
+                    n
+                    for n in names
+                    # 'Attention pooling' at a sentence's start; 'mAP' but not 'map'
+                    if re.search(
+                        rf"\b{re.escape(n)}s?\b",
+                        english,
+                        re.IGNORECASE if n.islower() else 0,
+                    )
+                ]
+                # an abbreviation or a name (MoCo, NMS, InfoNCE) may stay as it is
+                kept = [n for n in used if not n.islower() and n in translated]
+                if used and not kept and not any(a in translated for a in accepted):
+                    misses.append(
+                        f"{page} [{entry['key']}]: '{used[0]}' without "
+                        f"{' / '.join(accepted)}"
+                    )
+    return misses
+
+
+# ---------------------------------------------------------------------------------------
 # The edition's book: the executed English copy, its prose swapped
 
 EDITIONS = {
