@@ -105,10 +105,11 @@ def test_the_header_links_the_pdf(loaded, site):
     assert target.read_bytes() == PDF.read_bytes()
 
 
-def test_no_page_holds_an_empty_code_frame():
+@pytest.mark.parametrize("path", [PDF, pdf_tool.edition_output("zh")], ids=["en", "zh"])
+def test_no_page_holds_an_empty_code_frame(path):
     """A code cell that does not fit at the bottom of a page moves whole to the next;
     Chromium used to print its grey frame there, empty, filling the rest of the page."""
-    found = pdf_tool.empty_frames(PDF)
+    found = pdf_tool.empty_frames(path)
     assert not found, f"empty code frames (page, share of the page): {found}"
 
 

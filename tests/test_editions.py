@@ -12,11 +12,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def book_copy(tmp_path, monkeypatch) -> Path:
-    """_config.yml, _toc.yml (the list of notebooks) and book/*.ipynb copied to
-    tmp_path, which tools.notebooks edits."""
+    """_config.yml, _toc.yml (the list of notebooks), the translation tables,
+    book/*.ipynb and the Chinese edition's book/zh/ copied to tmp_path, which
+    tools.notebooks edits."""
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "i18n", tmp_path / "i18n")  # the editions' Colab notebooks
     (tmp_path / "book").mkdir()
+    shutil.copytree(ROOT / "book" / "zh", tmp_path / "book" / "zh")
     for path in (ROOT / "book").glob("*.ipynb"):
         shutil.copy2(path, tmp_path / "book" / path.name)
     monkeypatch.setattr(nbt, "ROOT", tmp_path)
@@ -25,7 +28,7 @@ def book_copy(tmp_path, monkeypatch) -> Path:
 
 
 def test_pin_installs_the_tag_everywhere_and_pinning_back_undoes_it(book_copy, capsys):
-    before = {p.name: p.read_bytes() for p in book_copy.rglob("*") if p.is_file()}
+    before = {p: p.read_bytes() for p in book_copy.rglob("*") if p.is_file()}
     # the committed book installs main (an edition's commit: its tag)
     committed = nbt.repository()[1]
     assert nbt.main(["check-pinned", committed]) == 0
@@ -45,12 +48,16 @@ def test_pin_installs_the_tag_everywhere_and_pinning_back_undoes_it(book_copy, c
         badge = nbt.source(nb["cells"][0])
         assert f"/blob/{other}/book/{path.name})" in badge, path.name
         assert f"/blob/{committed}/" not in badge
+    for path in sorted((book_copy / "book" / "zh").glob("*.ipynb")):  # 中文版
+        nb = nbt.load(path)
+        assert f'BRANCH = "{other}"\n' in nbt.source(nbt.first_code_cell(nb))
+        assert f"/blob/{other}/book/zh/{path.name})" in nbt.source(nb["cells"][0])
     assert nbt.main(["check-pinned", other]) == 0
     assert nbt.main(["check-pinned", committed]) == 1
     assert f"not pinned to {committed}" in capsys.readouterr().out
     # back to what was committed: byte for byte the committed files
     assert nbt.main(["pin", committed]) == 0
-    after = {p.name: p.read_bytes() for p in book_copy.rglob("*") if p.is_file()}
+    after = {p: p.read_bytes() for p in book_copy.rglob("*") if p.is_file()}
     assert after == before
 
 

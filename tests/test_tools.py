@@ -77,7 +77,7 @@ def no_chromium(monkeypatch):
     monkeypatch.delenv("CHROMIUM", raising=False)
     monkeypatch.setattr(browser.shutil, "which", lambda name: None)
     monkeypatch.setattr(browser, "playwright_chromium", lambda: None)
-    monkeypatch.setattr(browser, "_fonts_missing", lambda: False)
+    monkeypatch.setattr(browser, "_fonts_missing", lambda: [])
     return browser
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 HOW_TO = (
     "The browser test needs Chromium and could not install it: install Debian's "
-    "chromium (sudo apt-get install chromium fonts-noto-cjk), or run "
+    "chromium (sudo apt-get install chromium fonts-noto-cjk fonts-wqy-microhei), or run "
     "`python -m playwright install chromium`, or set CHROMIUM to a Chromium binary."
 )
 
@@ -49,9 +49,18 @@ def find_chromium() -> str | None:
     )
 
 
-def _fonts_missing() -> bool:
+CJK_FONTS = {  # Debian package -> the family fc-list shows
+    "fonts-noto-cjk": "noto sans cjk",
+    # TrueType outlines: Chromium embeds it in the Chinese PDF as a named font, where
+    # Noto's CFF outlines become unnamed Type 3 glyphs
+    "fonts-wqy-microhei": "wenquanyi micro hei",
+}
+
+
+def _fonts_missing() -> list[str]:
     fonts = subprocess.run(["fc-list"], capture_output=True, text=True, check=False)
-    return "noto sans cjk" not in fonts.stdout.lower()
+    listed = fonts.stdout.lower()
+    return [package for package, family in CJK_FONTS.items() if family not in listed]
 
 
 def apt_prefix() -> list[str] | None:
@@ -79,8 +88,8 @@ def ensure(
     found = find_chromium()
     prefix = apt_prefix()
     wanted = [] if found else ["chromium"]
-    if prefix is not None and shutil.which("fc-list") and _fonts_missing():
-        wanted.append("fonts-noto-cjk")
+    if prefix is not None and shutil.which("fc-list"):
+        wanted += _fonts_missing()
     if wanted and prefix is not None:
         print(f"installing {' '.join(wanted)} with apt-get", flush=True)
         if run([*prefix, "apt-get", "update", "-q"]) == 0:

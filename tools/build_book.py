@@ -46,7 +46,7 @@ from pathlib import Path
 
 import yaml
 
-from tools import bench, pdf, results_page
+from tools import bench, i18n, pdf, results_page
 from tools import notebooks as nbtools
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -301,15 +301,16 @@ def write_results_page() -> None:
     write_if_changed(COPY / "book" / "results.md", page.encode())
 
 
-def build_html() -> int:
+def build_html(copy: Path = COPY, html: Path = HTML) -> int:
+    """Build the book in ``copy`` (its notebooks executed) with Jupyter Book into ``html``."""
     command = [
         sys.executable,
         "-c",
         "from jupyter_book.cli.main import main; main()",
         "build",
-        str(COPY.relative_to(ROOT)),
+        str(copy.relative_to(ROOT)),
         "--path-output",
-        str(COPY.relative_to(ROOT)),
+        str(copy.relative_to(ROOT)),
         "-W",
         "-n",
         "--keep-going",
@@ -317,18 +318,32 @@ def build_html() -> int:
     print("$", " ".join(command), flush=True)
     status = subprocess.call(command, cwd=ROOT)
     if status == 0:
-        if HTML.exists():
-            shutil.rmtree(HTML)
-        shutil.copytree(COPY / "_build" / "html", HTML)
-        print(f"The book is in {HTML.relative_to(ROOT)}/index.html")
+        if html.exists():
+            shutil.rmtree(html)
+        shutil.copytree(copy / "_build" / "html", html)
+        print(f"The book is in {html.relative_to(ROOT)}/index.html")
     return status
 
 
-def pages_key() -> str:
-    """A hash of the built pages and images the PDF is printed from."""
+def build_editions() -> int:
+    """Each other edition (``tools/i18n.py``) from the executed English copy, into
+    ``_book/html/<lang>``: the same code cells and outputs, its own prose; nothing runs."""
+    for lang in i18n.EDITIONS:
+        i18n.prepare_edition(lang, COPY, BUILD / f"exec-{lang}")
+        status = build_html(BUILD / f"exec-{lang}", HTML / lang)
+        if status != 0:
+            return status
+    return 0
+
+
+def pages_key(site: Path) -> str:
+    """A hash of the built pages and images the PDF is printed from (an edition's site
+    inside the English one left out)."""
     digest = hashlib.sha256()
-    for path in sorted(HTML.rglob("*")):
-        relative = path.relative_to(HTML)
+    for path in sorted(site.rglob("*")):
+        relative = path.relative_to(site)
+        if relative.parts[0] in i18n.EDITIONS:
+            continue
         if path.is_file() and (
             path.suffix == ".html" or relative.parts[0] in ("_images", "_static")
         ):
@@ -337,17 +352,24 @@ def pages_key() -> str:
 
 
 def build_pdf(force: bool) -> int:
-    key, key_file = pages_key(), CACHE / "pdf.key"
-    if not force and pdf.OUTPUT.exists() and key_file.exists():
-        if key_file.read_text() == key:
-            shutil.copy2(pdf.OUTPUT, HTML / pdf.NAME)
-            print(f"PDF: no page changed, kept {pdf.OUTPUT.relative_to(ROOT)}")
-            return 0
-    status = pdf.build(HTML, pdf.OUTPUT)
-    if status == 0:
+    """The English PDF and each edition's, each printed again only if a page changed."""
+    books = [(HTML, pdf.OUTPUT, CACHE / "pdf.key")] + [
+        (HTML / lang, pdf.edition_output(lang), CACHE / f"pdf-{lang}.key")
+        for lang in i18n.EDITIONS
+    ]
+    for site, output, key_file in books:
+        key = pages_key(site)
+        if not force and output.exists() and key_file.exists():
+            if key_file.read_text() == key:
+                shutil.copy2(output, site / pdf.NAME)
+                print(f"PDF: no page changed, kept {output.relative_to(ROOT)}")
+                continue
+        status = pdf.build(site, output)
+        if status != 0:
+            return status
         CACHE.mkdir(parents=True, exist_ok=True)
         key_file.write_text(key)
-    return status
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -403,6 +425,8 @@ def main(argv: list[str]) -> int:
             return status
     write_results_page()
     status = build_html()
+    if status == 0:
+        status = build_editions()
     if status == 0 and not args.no_pdf:
         status = build_pdf(args.force)
     print(

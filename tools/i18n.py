@@ -106,6 +106,14 @@ def page_source(page: str, root: Path | None = None) -> Path:
     raise FileNotFoundError(f"page {page!r} of _toc.yml has no .ipynb or .md file")
 
 
+# A notebook's Colab badge is not translated: the edition's points at book/<lang>/, and
+# `python -m tools.notebooks pin` may change its branch without making a text stale.
+COLAB_BADGE = re.compile(
+    r"^\[!\[Open In Colab\]\([^)]*\)\]\(https://colab\.research\.google\.com/"
+    r"github/[^)\s]+/blob/[^)\s]+/book/[^)\s/]+\.ipynb\)$"
+)
+
+
 def english_texts(path: Path) -> list[str]:
     """The texts to translate, in page order: a notebook's markdown cells, a page's blocks.
     The results page is written by each build (``tools/results_page.py``): its texts are
@@ -114,7 +122,8 @@ def english_texts(path: Path) -> list[str]:
     if path.suffix == ".ipynb":
         cells = json.loads(path.read_text())["cells"]
         sources = ("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-        return [normalise(s) for s in sources if s.strip()]
+        texts = (normalise(s) for s in sources if s.strip())
+        return [t for t in texts if not COLAB_BADGE.match(t)]
     blocks = markdown_blocks(path.read_text())
     if path.name == GENERATED_PAGE:
         blocks += [b for b in markdown_blocks(_results_intro()) if b not in blocks]
@@ -262,16 +271,22 @@ def _translated(lang: str, page: str, text: str, table: dict[str, dict]) -> str:
     return normalise(text) if entry[lang] is None else entry[lang]
 
 
-def assemble_notebook(lang: str, page: str, notebook: dict) -> dict:
+def assemble_notebook(
+    lang: str, page: str, notebook: dict, root: Path | None = None
+) -> dict:
     """The notebook (executed or not) with every markdown cell in ``lang``; the code cells
     and their outputs are the English notebook's, untouched."""
-    table = {e["key"]: e for e in load_table(lang, page)}
+    table = {e["key"]: e for e in load_table(lang, page, root)}
     result = copy.deepcopy(notebook)
     for cell in result["cells"]:
         source = "".join(cell["source"])
-        if cell["cell_type"] == "markdown" and source.strip():
+        if cell["cell_type"] != "markdown" or not source.strip():
+            continue
+        if COLAB_BADGE.match(normalise(source)):  # the edition's own notebook
+            text = re.sub(r"/book/([^/)]+\.ipynb)\)", rf"/book/{lang}/\1)", source)
+        else:
             text = _translated(lang, page, normalise(source), table)
-            cell["source"] = text.splitlines(keepends=True)
+        cell["source"] = text.splitlines(keepends=True)
     result.setdefault("metadata", {})["language"] = lang
     return result
 
@@ -342,16 +357,16 @@ def edition_notebook_path(lang: str, page: str, root: Path | None = None) -> Pat
     return (root or ROOT) / "book" / lang / f"{Path(page).name}.ipynb"
 
 
-def generated_notebooks(lang: str) -> dict[Path, bytes]:
+def generated_notebooks(lang: str, root: Path | None = None) -> dict[Path, bytes]:
     """book/<lang>/<stem>.ipynb: each English notebook with its prose in ``lang``."""
     files = {}
     for page in toc_pages():
-        source = page_source(page)
-        if source.suffix != ".ipynb":
+        source = (root or ROOT) / f"{page}.ipynb"
+        if not source.exists():  # a .md page
             continue
-        notebook = assemble_notebook(lang, page, json.loads(source.read_text()))
+        notebook = assemble_notebook(lang, page, json.loads(source.read_text()), root)
         text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
-        files[edition_notebook_path(lang, page)] = text.encode()
+        files[edition_notebook_path(lang, page, root)] = text.encode()
     return files
 
 
@@ -450,6 +465,31 @@ EDITIONS = {
         "title": "动手学注意力机制 (Attention, Hands-On)",
         "language": "zh_CN",  # Sphinx: the theme's labels in Chinese, search with jieba
         "search_language": "zh",
+        "captions": {  # the parts of _toc.yml
+            "Foundations": "基础",
+            "The Transformer and its descendants": "Transformer 及其后继者",
+            "Appendix": "附录",
+        },
+        # myst-nb's button on a folded cell ("Show code cell source")
+        "code_prompt_show": "显示单元格内容",
+        "code_prompt_hide": "隐藏单元格内容",
+        # WenQuanYi first: TrueType outlines, which Chromium embeds in the PDF as a
+        # named font (Noto's CFF ones become unnamed Type 3 glyphs)
+        "css": (
+            "/* Chinese characters (only those: unicode-range) from the first of these\n"
+            "   fonts that is installed; Latin text keeps the theme's fonts */\n"
+            "@font-face {\n"
+            '  font-family: "Book CJK";\n'
+            '  src: local("WenQuanYi Micro Hei"), local("PingFang SC"),\n'
+            '    local("Microsoft YaHei"), local("Noto Sans CJK SC");\n'
+            "  unicode-range: U+2E80-2FDF, U+3000-33FF, U+3400-9FFF, U+F900-FAFF,\n"
+            "    U+FE30-FE4F, U+FF00-FFEF;\n"
+            "}\n"
+            "html {\n"
+            '  --pst-font-family-base: "Book CJK", var(--pst-font-family-base-system);\n'
+            "  --pst-font-family-heading: var(--pst-font-family-base);\n"
+            "}\n"
+        ),
     }
 }
 ANCHORS_MODULE = """\
@@ -488,7 +528,23 @@ def edition_config(lang: str, config: dict) -> dict:
     settings["html_search_language"] = edition["search_language"]
     settings["myst_heading_slug_func"] = "edition_anchors.slug"
     settings["edition_switch"] = {"prefix": "../", "text": "English"}
+    settings["nb_code_prompt_show"] = edition["code_prompt_show"]
+    settings["nb_code_prompt_hide"] = edition["code_prompt_hide"]
     return config
+
+
+def edition_toc(lang: str, toc: dict) -> dict:
+    """The English ``_toc.yml`` with its part captions translated (the same pages)."""
+    toc = copy.deepcopy(toc)
+    captions = EDITIONS[lang]["captions"]
+    for part in toc.get("parts", []):
+        if part["caption"] not in captions:
+            raise KeyError(
+                f"_toc.yml's part {part['caption']!r} has no {lang} caption: add it to "
+                f"tools/i18n.py's EDITIONS[{lang!r}]['captions']"
+            )
+        part["caption"] = captions[part["caption"]]
+    return toc
 
 
 def prepare_edition(lang: str, source: Path, target: Path) -> None:
@@ -506,11 +562,10 @@ def prepare_edition(lang: str, source: Path, target: Path) -> None:
         if not path.is_file() or relative.parts[0] in ("_build", ".jupyter_cache"):
             continue
         content = path.read_bytes()
-        if relative == Path("_config.yml"):
-            config = edition_config(lang, yaml.safe_load(content))
-            content = yaml.safe_dump(
-                config, sort_keys=False, allow_unicode=True
-            ).encode()
+        if relative in (Path("_config.yml"), Path("_toc.yml")):
+            change = edition_config if relative.stem == "_config" else edition_toc
+            data = change(lang, yaml.safe_load(content))
+            content = yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode()
         elif relative in pages and relative.suffix == ".ipynb":
             notebook = assemble_notebook(lang, pages[relative], json.loads(content))
             content = json.dumps(notebook, indent=1, ensure_ascii=False).encode()
@@ -521,6 +576,10 @@ def prepare_edition(lang: str, source: Path, target: Path) -> None:
         _write_if_changed(target / relative, content)
     module = ANCHORS_MODULE.format(anchors=anchors(lang))
     _write_if_changed(target / "_ext" / "edition_anchors.py", module.encode())
+    # Jupyter Book adds every .css file of the book's _static/ to each page
+    _write_if_changed(
+        target / "_static" / f"{lang}.css", EDITIONS[lang]["css"].encode()
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -547,6 +606,14 @@ def status(
     return results
 
 
+def write_notebooks(lang: str, root: Path | None = None) -> list[Path]:
+    """Write book/<lang>/*.ipynb from the English notebooks and the tables."""
+    files = generated_notebooks(lang, root)
+    for path, content in files.items():
+        _write_if_changed(path, content)
+    return list(files)
+
+
 def notebooks_out_of_date(lang: str) -> list[Path]:
     """The edition's committed Colab notebooks that differ from what the tables give."""
     return [
@@ -568,8 +635,7 @@ def main(argv: list[str]) -> int:
             print(f"{table_path(args.lang, page)}: {added} new texts")
         return 0
     if args.command == "notebooks":  # book/<lang>/*.ipynb, the notebooks Colab opens
-        for path, content in generated_notebooks(args.lang).items():
-            _write_if_changed(path, content)
+        for path in write_notebooks(args.lang):
             print(f"wrote {path}")
         return 0
     results = status(args.lang, verbose=args.command == "check")

@@ -208,6 +208,10 @@ def set_branch(ref: str) -> None:
 def pin(ref: str) -> int:
     set_branch(ref)
     set_repo()
+    from tools import i18n  # the editions' Colab notebooks follow their English ones
+
+    for lang in i18n.EDITIONS:
+        i18n.write_notebooks(lang, ROOT)
     return check_pinned(ref)
 
 

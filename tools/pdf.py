@@ -34,6 +34,13 @@ SITE = ROOT / "_book" / "html"
 OUTPUT = ROOT / "_book" / "pdf" / "attention-hands-on.pdf"
 NAME = OUTPUT.name  # the copy in the site, next to index.html
 
+
+def edition_output(lang: str) -> Path:
+    """Where an edition's PDF goes (``_book/pdf/attention-hands-on-zh.pdf``); its copy in
+    the edition's site is ``NAME`` too, so each book's download menu finds its own."""
+    return OUTPUT.with_name(f"{OUTPUT.stem}-{lang}.pdf")
+
+
 # Moves a chapter's solutions, opened, to a "Solutions" section at the end of its article.
 GATHER_SOLUTIONS = """
 () => {
