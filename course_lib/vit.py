@@ -188,8 +188,9 @@ class VisionTransformer(nn.Module):
 def resize_position_embedding(pos_embed: torch.Tensor, new_grid: int) -> torch.Tensor:
     """(1, 1 + g*g, D) -> (1, 1 + G*G, D) with G = ``new_grid``: the [class] position
     unchanged, the g x g grid (row-major) resized bilinearly. This is how a ViT trained
-    at one resolution is fine-tuned at another (the paper's section 3.2; the reference
-    code interpolates bilinearly with ``align_corners=False``)."""
+    at one resolution is fine-tuned at another (the paper's section 3.2). Bilinear with
+    ``align_corners=False``, as timm: it samples the cells' centres, where the authors'
+    ``scipy.ndimage.zoom(..., order=1)`` keeps the grid's corners in place."""
     check_tensor("pos_embed", pos_embed, ndim=3, expected="(1, 1 + g*g, D)")
     new_grid = check_size("new_grid", new_grid)
     grid = round((pos_embed.shape[1] - 1) ** 0.5)
