@@ -123,6 +123,12 @@ def test_the_committed_matrix_covers_every_chapter_and_headline():
     assert len(keys) == len(stored["runs"]), (
         "one row per notebook, seed, kernels, threads"
     )
+    # one matrix, one code: the runs of a notebook all executed the same code cells
+    codes: dict[str, set] = {}
+    for row in stored["runs"]:
+        codes.setdefault(row["notebook"], set()).add(row.get("code"))
+    mixed = {stem: c for stem, c in codes.items() if len(c) != 1 or None in c}
+    assert not mixed, f"runs measured on different code (or without its hash): {mixed}"
     ranges = references.reference_ranges()
     for stem, metrics in references.HEADLINES.items():
         runs = references.runs_of(stem)
@@ -132,3 +138,21 @@ def test_the_committed_matrix_covers_every_chapter_and_headline():
             entry = ranges["notebooks"][stem][name]
             assert entry["min"] <= entry["max"]
             assert len(entry["values"]) == len(runs)
+
+
+def test_a_runs_code_key_follows_the_code_cells_only(tmp_path):
+    from tools import matrix
+
+    cells = [
+        {"cell_type": "markdown", "source": ["# prose"]},
+        {"cell_type": "code", "source": ["x = 1"]},
+    ]
+    path = tmp_path / "01_x.ipynb"
+    path.write_text(json.dumps({"cells": cells}))
+    before = matrix.code_key("01_x", tmp_path)
+    cells[0]["source"] = ["# other prose"]
+    path.write_text(json.dumps({"cells": cells}))
+    assert matrix.code_key("01_x", tmp_path) == before
+    cells[1]["source"] = ["x = 2"]
+    path.write_text(json.dumps({"cells": cells}))
+    assert matrix.code_key("01_x", tmp_path) != before

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -119,6 +120,17 @@ def execute(
     return subprocess.call(command, cwd=ROOT, env=env)
 
 
+def code_key(stem: str, book: Path | None = None) -> str:
+    """A hash of a notebook's code cells. A run measures the code it ran: rows of one
+    notebook measured on different code must not be mixed in one matrix."""
+    notebook = json.loads(((book or ROOT / "book") / f"{stem}.ipynb").read_text())
+    digest = hashlib.sha256()
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            digest.update("".join(cell["source"]).encode() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def row(record: dict, cpu_capability: str | None = None) -> dict:
     """One row of the matrix from a course_lib.record file."""
     machine = record.get("machine", {})
@@ -189,6 +201,8 @@ def run(
             out = Path(tmp) / f"seed-{seed}-{kernels}-{threads}"
             failures += execute(seed, kernels, threads, stems, book, out, tmp) != 0
             rows = collect(out, capability(kernels))
+            for r in rows:  # the code this run executed: the copy made at the start
+                r["code"] = code_key(r["notebook"], book)
             store(rows)
             print(f"stored {len(rows)} runs in {OUTPUT}", flush=True)
     return 1 if failures else 0
@@ -257,6 +271,14 @@ def report(stems: list[str], out=None) -> bool:
         if not runs:
             everything_passes = False
             continue
+        today = code_key(stem)
+        other = sum(r.get("code") != today for r in runs)
+        if other:
+            print(
+                f"  ! {other} of {len(runs)} runs were measured on other code cells of "
+                "this notebook: run them again (python -m tools.matrix run ...)",
+                file=out,
+            )
         print(
             f"  {'check':<62} {'holds':>5} {'smallest':>9} {'spread/3':>9}  rule",
             file=out,
