@@ -4,6 +4,7 @@ site's header."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import re
 
@@ -120,9 +121,14 @@ def test_the_frame_check_sees_what_the_print_rule_prevents(site):
 
     chromium = browser_tool.find_chromium()
     page = ["book/01_attention_pooling"]
-    ((_, without, _),) = pdf_tool.print_pages(
-        site, chromium, page, pdf_tool.PRINT_STYLE
-    )
-    ((_, with_rule, _),) = pdf_tool.print_pages(site, chromium, page)
+    # in a thread of its own: the session's browser keeps Playwright's loop running in
+    # this one, and a second sync_playwright cannot start beside it
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        ((_, without, _),) = thread.submit(
+            pdf_tool.print_pages, site, chromium, page, pdf_tool.PRINT_STYLE
+        ).result()
+        ((_, with_rule, _),) = thread.submit(
+            pdf_tool.print_pages, site, chromium, page
+        ).result()
     assert pdf_tool.empty_frames(without), "the check no longer sees an empty frame"
     assert not pdf_tool.empty_frames(with_rule)
