@@ -123,19 +123,12 @@ def prepare_copy() -> None:
                 path.unlink()
 
 
-def _cell_source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
 def execution_key(notebook: Path) -> str:
     """A hash of what a notebook's run depends on: its code cells, every file of
     course_lib (the reference ranges included) and the COURSE_* variables."""
     digest = hashlib.sha256()
-    nb = json.loads(notebook.read_text())
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            digest.update(_cell_source(cell).encode() + b"\0")
+    for source in nbtools.code_sources(notebook):
+        digest.update(source.encode() + b"\0")
     for path in sorted((ROOT / "course_lib").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0")

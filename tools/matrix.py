@@ -123,11 +123,9 @@ def execute(
 def code_key(stem: str, book: Path | None = None) -> str:
     """A hash of a notebook's code cells. A run measures the code it ran: rows of one
     notebook measured on different code must not be mixed in one matrix."""
-    notebook = json.loads(((book or ROOT / "book") / f"{stem}.ipynb").read_text())
     digest = hashlib.sha256()
-    for cell in notebook["cells"]:
-        if cell["cell_type"] == "code":
-            digest.update("".join(cell["source"]).encode() + b"\0")
+    for source in nbtools.code_sources((book or ROOT / "book") / f"{stem}.ipynb"):
+        digest.update(source.encode() + b"\0")
     return digest.hexdigest()[:12]
 
 

@@ -61,6 +61,13 @@ cfg = course_lib.setup(profile=os.environ.get("COURSE_PROFILE", PROFILE))"""
 BADGE_CELL = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})"
 
 
+def code_sources(notebook: Path) -> list[str]:
+    """The source of each code cell of a notebook, in order: what a run of it executes
+    (``build_book``'s execution cache and the matrix's code hash both read this)."""
+    cells = json.loads(notebook.read_text())["cells"]
+    return [source(cell) for cell in cells if cell["cell_type"] == "code"]
+
+
 def repository() -> tuple[str, str]:
     """(url, branch) from _config.yml."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
