@@ -264,10 +264,18 @@ _TABLE: dict[str, dict[str, tuple]] = {
             "kNN accuracy on shifted digits, random encoder",
             COMPARISON,
         ),
+        "knn_accuracy_moco_halfway": (
+            "kNN accuracy, MoCo at the ablations' step (halfway)",
+            COMPARISON,
+        ),
+        "pretext_accuracy_halfway": (
+            "pretext accuracy, the 50 steps before the ablations' step",
+            COMPARISON,
+        ),
         "knn_accuracy_momentum_0": ("kNN accuracy with m = 0", COMPARISON),
         "knn_accuracy_temperature_1": ("kNN accuracy with τ = 1", COMPARISON),
         "entropy_temperature_01": (
-            "entropy of the look-up softmax, τ = 0.1",
+            "entropy of the look-up softmax, τ = 0.1 (halfway)",
             COMPARISON,
         ),
         "entropy_temperature_1": ("entropy of the look-up softmax, τ = 1", COMPARISON),
@@ -282,7 +290,7 @@ _TABLE: dict[str, dict[str, tuple]] = {
         ),
         "pretext_accuracy_last_50": ("pretext accuracy, last 50 steps", COMPARISON),
         "pretext_accuracy_no_shuffle_bn": (
-            "pretext accuracy without the key shuffle, last 50 steps",
+            "pretext accuracy without the key shuffle, its last 50 steps",
             COMPARISON,
         ),
         "supervised_test_accuracy": (

@@ -223,7 +223,13 @@ def reading(
             return float(lookup(metrics, of[0]) - lookup(metrics, of[1]))
         return float(of(metrics))
 
-    values = [value(run["metrics"]) for run in runs_of(notebook)]
+    runs, values = [], []
+    for run in runs_of(notebook):
+        try:
+            values.append(value(run["metrics"]))
+        except KeyError:  # a run of older code that did not record this quantity
+            continue
+        runs.append(run)
     shown = f"{{:{'+' if signed else ''}.{digits}f}}".format
     if not values:
         print(fill(f"{label}: {shown(this_run)} in this run; no reference runs yet."))
@@ -231,7 +237,7 @@ def reading(
     low, high = min(values), max(values)
     sentence = (
         f"{label}: {shown(this_run)} in this run; from {shown(low)} to "
-        f"{shown(high)} over the {describe_runs(runs_of(notebook))}"
+        f"{shown(high)} over the {describe_runs(runs)}"
     )
     if signed:
         positive = sum(v > 0 for v in values)

@@ -113,6 +113,20 @@ def test_a_reading_prints_this_run_beside_the_range_of_the_matrix(stored, capsys
     assert "x: 1.000 in this run; no reference runs yet." in capsys.readouterr().out
 
 
+def test_a_reading_leaves_out_runs_that_did_not_record_its_quantity(stored, capsys):
+    # a learner's run of newer code, against a matrix still partly of older code
+    newer = [*RUNS, run("06_detr", 3, map50_a=0.5, map50_c=0.1)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(references, "reference_runs", lambda: newer)
+        low, high = references.reading("06_detr", "c", 0.2, "map50_c")
+        out = " ".join(capsys.readouterr().out.split())
+        assert (low, high) == (0.1, 0.1)
+        assert "over the 1 reference runs (seeds 3;" in out
+        low, high = references.reading("06_detr", "a", 0.6, "map50_a")
+        assert (low, high) == (0.5, 0.7)
+        assert "over the 4 reference runs" in capsys.readouterr().out
+
+
 def test_the_committed_matrix_covers_every_chapter_and_headline():
     stored = json.loads(references.REFERENCE_FILE.read_text())
     keys = set()
