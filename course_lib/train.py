@@ -423,10 +423,26 @@ def fit(
         }
     )
     if progress:
-        summary = f"{step} steps in {elapsed:.1f} s; final loss {history.steps[-1]['loss']:.4g}"
-        summary += "".join(f", {k} {v:.4g}" for k, v in last_eval.items())
-        print(summary + (f" (capped at {smoke} steps)" if smoke is not None else ""))
+        readings = [f"final loss {history.steps[-1]['loss']:.4g}"]
+        readings += [f"{k} {v:.4g}" for k, v in last_eval.items()]
+        readings = [r + "," for r in readings[:-1]] + readings[-1:]
+        if smoke is not None:
+            readings.append(f"(capped at {smoke} steps)")
+        print(_wrapped(f"{step} steps in {elapsed:.1f} s;", readings))
     return history
+
+
+def _wrapped(head: str, readings: list[str], width: int = 60) -> str:
+    """``head`` then the readings, broken into lines of at most ``width`` characters
+    (continuation lines indented), so a printed page never scrolls sideways."""
+    lines, line = [], head
+    for piece in readings:
+        if len(line) + 1 + len(piece) > width:
+            lines.append(line)
+            line = "  " + piece
+        else:
+            line += " " + piece
+    return "\n".join(lines + [line])
 
 
 def _loss(loss_fn, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:

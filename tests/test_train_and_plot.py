@@ -47,6 +47,29 @@ def test_fit_learns_a_linear_map_and_logs_everything():
     assert len(fig.axes) == 2
 
 
+def test_the_closing_summary_fits_a_printed_page_and_keeps_every_reading(capsys):
+    x, y, batches = make_problem()
+    model = nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    names = ["knn_accuracy", "entropy", "p_positive", "test_pretext_accuracy"]
+    train.fit(
+        model,
+        opt,
+        batches,
+        mse_loss,
+        epochs=1,
+        progress=True,
+        evaluate=lambda m: {n: 0.123456 * (i + 1) for i, n in enumerate(names)},
+    )
+    summary = capsys.readouterr().out.strip().splitlines()
+    summary = summary[next(i for i, l in enumerate(summary) if " steps in " in l) :]
+    assert len(summary) > 1 and all(len(line) <= 60 for line in summary), summary
+    joined = " ".join(line.strip() for line in summary)
+    assert joined.startswith("8 steps in ") and "final loss" in joined
+    for i, name in enumerate(names):
+        assert f"{name} {0.123456 * (i + 1):.4g}" in joined
+
+
 def test_fit_stops_after_the_given_steps_and_steps_the_scheduler():
     _, _, batches = make_problem()
     model = nn.Linear(3, 1)
