@@ -274,34 +274,43 @@ def momentum_update(encoder_q: nn.Module, encoder_k: nn.Module, m: float) -> Non
 
 class SplitBatchNorm(nn.BatchNorm2d):
     """BatchNorm over ``num_splits`` separate sub-batches, as if each lived on its own GPU
-    (from the MoCo CIFAR-10 demo). Sub-batch j holds samples j, j + S, j + 2S, ... of the
-    batch (S = ``num_splits``). With key shuffling, a query and its key are normalised with
-    the statistics of different sub-batches. In evaluation mode it is a plain BatchNorm."""
+    (from the MoCo CIFAR-10 demo). Sub-batch j holds the j-th of ``num_splits`` equal,
+    consecutive slices of the batch, as a GPU would. With key shuffling, a query and its
+    key are normalised with the statistics of different sub-batches. The running
+    statistics move towards the average of the sub-batches' statistics. In evaluation
+    mode it is a plain BatchNorm.
+
+    x (B, C, H, W) -> (B, C, H, W), in the memory format of x (channels-last is faster on
+    a CPU)."""
 
     def __init__(self, num_features: int, num_splits: int = 8, **kwargs):
         super().__init__(num_features, **kwargs)
         self.num_splits = num_splits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        if not self.training or n % self.num_splits:
+        if not self.training or x.shape[0] % self.num_splits:
             # evaluation (running statistics), or no even split
             return super().forward(x)
-        # fold the splits into the channel axis: each (split, channel) pair gets its own stats
-        running_mean = self.running_mean.repeat(self.num_splits)
-        running_var = self.running_var.repeat(self.num_splits)
-        out = F.batch_norm(
-            x.view(-1, c * self.num_splits, h, w),
-            running_mean,
-            running_var,
-            self.weight.repeat(self.num_splits),
-            self.bias.repeat(self.num_splits),
-            True,
-            self.momentum,
-            self.eps,
-        ).view(n, c, h, w)
-        self.running_mean.copy_(running_mean.view(self.num_splits, c).mean(0))
-        self.running_var.copy_(running_var.view(self.num_splits, c).mean(0))
+        # each sub-batch updates its own copy of the running statistics, (S, C)
+        running_means = self.running_mean.repeat(self.num_splits, 1)
+        running_vars = self.running_var.repeat(self.num_splits, 1)
+        out = torch.cat(
+            [
+                F.batch_norm(
+                    sub_batch,
+                    running_means[j],
+                    running_vars[j],
+                    self.weight,
+                    self.bias,
+                    True,
+                    self.momentum,
+                    self.eps,
+                )
+                for j, sub_batch in enumerate(x.chunk(self.num_splits))
+            ]
+        )
+        self.running_mean.copy_(running_means.mean(0))
+        self.running_var.copy_(running_vars.mean(0))
         return out
 
 

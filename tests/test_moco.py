@@ -1,5 +1,6 @@
 """Chapter 7: MoCo's pieces against manual formulas, scikit-learn and brute force."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -159,14 +160,20 @@ def test_split_batchnorm_normalises_each_sub_batch_with_its_own_statistics():
     bn = moco.SplitBatchNorm(3, num_splits=4)
     x = torch.randn(8, 3, 5, 5) * torch.arange(1.0, 9.0).view(8, 1, 1, 1)
     out = bn(x)
-    for j in range(4):  # sub-batch j holds samples j, j + 4, ... (strided)
-        reference = F.batch_norm(x[j::4], None, None, training=True, eps=bn.eps)
-        assert torch.allclose(out[j::4], reference, atol=1e-5)
+    sub_batches = [x[2 * j : 2 * j + 2] for j in range(4)]  # consecutive slices
+    for j, sub_batch in enumerate(sub_batches):
+        reference = F.batch_norm(sub_batch, None, None, training=True, eps=bn.eps)
+        assert torch.allclose(out[2 * j : 2 * j + 2], reference, atol=1e-5)
     # running statistics: the average over sub-batches of what one BatchNorm would track
+    # (momentum 0.1 from mean 0 and variance 1; the variance unbiased, as BatchNorm's)
     expected_mean = 0.1 * torch.stack(
-        [x[j::4].mean(dim=(0, 2, 3)) for j in range(4)]
+        [s.mean(dim=(0, 2, 3)) for s in sub_batches]
+    ).mean(0)
+    expected_var = 0.9 + 0.1 * torch.stack(
+        [s.transpose(0, 1).flatten(1).var(dim=1) for s in sub_batches]
     ).mean(0)
     assert torch.allclose(bn.running_mean, expected_mean, atol=1e-5)
+    assert torch.allclose(bn.running_var, expected_var, atol=1e-5)
     bn.eval()
     assert torch.allclose(
         bn(x),
@@ -175,6 +182,26 @@ def test_split_batchnorm_normalises_each_sub_batch_with_its_own_statistics():
         ),
         atol=1e-6,
     )
+
+
+def test_split_batchnorm_gives_the_same_in_channels_last_memory_and_keeps_it():
+    torch.manual_seed(0)
+    bn = moco.SplitBatchNorm(6, num_splits=4)
+    nn.init.normal_(bn.weight)
+    nn.init.normal_(bn.bias)
+    bn_last = copy.deepcopy(bn).to(memory_format=torch.channels_last)
+    x = torch.randn(8, 6, 5, 5, dtype=torch.float64, requires_grad=True)
+    x_last = x.detach().to(memory_format=torch.channels_last).requires_grad_()
+    bn, bn_last = bn.double(), bn_last.double()
+    out, out_last = bn(x), bn_last(x_last)
+    assert out_last.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out_last, out)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    out_last.backward(grad)
+    torch.testing.assert_close(x_last.grad, x.grad)
+    torch.testing.assert_close(bn_last.weight.grad, bn.weight.grad)
+    torch.testing.assert_close(bn_last.running_var, bn.running_var)
 
 
 # -- judging features -----------------------------------------------------------
