@@ -20,7 +20,7 @@ seeds on one machine but on a matrix of runs:
 notebook's record as one row of ``course_lib/reference_runs.json`` -- seed, kernels,
 threads, torch version, and every recorded metric -- replacing an earlier row of the same
 notebook, seed, kernels and threads. The file is written after every run, so an
-interrupted matrix keeps what it measured. About 15 minutes per run of all notebooks on 2
+interrupted matrix keeps what it measured. About 9 minutes per run of all notebooks on 2
 cores, more with ``default`` kernels.
 
 ``import`` adds records made elsewhere (a notebook run with ``COURSE_RESULTS_DIR`` set).
