@@ -274,8 +274,8 @@ def momentum_update(encoder_q: nn.Module, encoder_k: nn.Module, m: float) -> Non
 
 class SplitBatchNorm(nn.BatchNorm2d):
     """BatchNorm over ``num_splits`` separate sub-batches, as if each lived on its own GPU
-    (from the MoCo CIFAR-10 demo). Sub-batch j holds the j-th of ``num_splits`` equal,
-    consecutive slices of the batch, as a GPU would. With key shuffling, a query and its
+    (from the MoCo CIFAR-10 demo). Sub-batch j is the j-th of ``num_splits`` equal,
+    consecutive slices of the batch: one GPU's share. With key shuffling, a query and its
     key are normalised with the statistics of different sub-batches. The running
     statistics move towards the average of the sub-batches' statistics. In evaluation
     mode it is a plain BatchNorm.
