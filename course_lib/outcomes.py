@@ -328,11 +328,11 @@ CHECKS: dict[str, list[Check]] = {
         above("knn_accuracy_moco_shifted", "knn_accuracy_pixels_shifted", plus=0.15,
               strictly=False, profiles=QUICK,
               why="on moved digits MoCo's features beat pixels"),
-        below("knn_accuracy_momentum_0", "knn_accuracy_moco_halfway", plus=-0.1,
+        below("knn_accuracy_momentum_0", "knn_accuracy_moco_at_stop", plus=-0.1,
               profiles=QUICK, why="momentum 0 ruins the features"),
         equals("outcome_momentum", "c", profiles=QUICK,
                why="the answer of pred-momentum-zero"),
-        above("pretext_accuracy_no_shuffle_bn", "pretext_accuracy_halfway",
+        above("pretext_accuracy_no_shuffle_bn", "pretext_accuracy_at_stop",
               profiles=QUICK, why="without the key shuffle the look-up is easier"),
     ],
 }

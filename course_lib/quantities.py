@@ -264,18 +264,18 @@ _TABLE: dict[str, dict[str, tuple]] = {
             "kNN accuracy on shifted digits, random encoder",
             COMPARISON,
         ),
-        "knn_accuracy_moco_halfway": (
-            "kNN accuracy, MoCo at the ablations' step (halfway)",
+        "knn_accuracy_moco_at_stop": (
+            "kNN accuracy, MoCo at the ablations' stopping step",
             COMPARISON,
         ),
-        "pretext_accuracy_halfway": (
+        "pretext_accuracy_at_stop": (
             "pretext accuracy, the 50 steps before the ablations' step",
             COMPARISON,
         ),
         "knn_accuracy_momentum_0": ("kNN accuracy with m = 0", COMPARISON),
         "knn_accuracy_temperature_1": ("kNN accuracy with τ = 1", COMPARISON),
         "entropy_temperature_01": (
-            "entropy of the look-up softmax, τ = 0.1 (halfway)",
+            "entropy of the look-up softmax, τ = 0.1 (at the ablations' stop)",
             COMPARISON,
         ),
         "entropy_temperature_1": ("entropy of the look-up softmax, τ = 1", COMPARISON),
